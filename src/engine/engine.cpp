@@ -1,0 +1,355 @@
+// Teacher-forced scoring and batched greedy generation.
+//
+// Shape legend: B batch, T tokens, D hidden, V vocabulary, N gathered rows,
+// C rows in one output-projection chunk.
+#include "memskew/engine.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <limits>
+#include <numeric>
+
+#include "memskew/error.h"
+#include "memskew/tokenizer.h"
+#include "model/model-impl.h"
+
+namespace memskew {
+
+const char* stop_reason_name(StopReason r) {
+    switch (r) {
+        case StopReason::kEos: return "eos";
+        case StopReason::kLength: return "length";
+        case StopReason::kMismatch: return "mismatch";
+        case StopReason::kContext: return "context";
+    }
+    return "?";
+}
+
+int32_t prefix_match_length(const std::vector<int32_t>& predicted, const std::vector<int32_t>& reference) {
+    const size_t n = std::min(predicted.size(), reference.size());
+    size_t k = 0;
+    while (k < n && predicted[k] == reference[k]) ++k;
+    return static_cast<int32_t>(k);
+}
+
+int32_t GenerateResult::n_pre(const std::vector<int32_t>& reference) const {
+    return prefix_match_length(tokens, reference);
+}
+
+std::vector<std::vector<size_t>> plan_batches(const std::vector<int64_t>& lengths, int64_t token_budget,
+                                              int64_t max_batch_size) {
+    if (token_budget <= 0 || max_batch_size <= 0)
+        throw InvalidInput("batch planner: token budget and batch size must be positive");
+    std::vector<size_t> order(lengths.size());
+    std::iota(order.begin(), order.end(), 0);
+    // Longest first: similar lengths end up together, and an out-of-memory
+    // failure (if any) shows up on the first batch rather than the last.
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return lengths[a] > lengths[b]; });
+    std::vector<std::vector<size_t>> batches;
+    std::vector<size_t> cur;
+    int64_t cur_max = 0;
+    for (size_t i : order) {
+        const int64_t len = std::max<int64_t>(1, lengths[i]);
+        const int64_t new_max = std::max(cur_max, len);
+        if (!cur.empty() && (static_cast<int64_t>(cur.size() + 1) * new_max > token_budget ||
+                             static_cast<int64_t>(cur.size()) >= max_batch_size)) {
+            batches.push_back(std::move(cur));
+            cur.clear();
+            cur_max = 0;
+        }
+        cur.push_back(i);
+        cur_max = std::max(cur_max, len);
+    }
+    if (!cur.empty()) batches.push_back(std::move(cur));
+    return batches;
+}
+
+namespace {
+
+void check_tokens(const std::vector<int32_t>& ids, int64_t n_vocab, const char* what, size_t sample) {
+    for (int32_t id : ids) {
+        if (id < 0 || id >= n_vocab)
+            throw InvalidInput(fmt::format("sample {}: {} token id {} is outside the vocabulary [0, {})", sample,
+                                           what, id, n_vocab));
+    }
+}
+
+// Right-padded [B, T] ids with positions 0..T-1 (padding gets positions too;
+// the attention mask keeps real tokens from seeing it).
+struct PaddedBatch {
+    torch::Tensor ids;  // [B, T] int64
+    torch::Tensor pos;  // [B, T] int64
+};
+
+PaddedBatch pad_right(const std::vector<std::vector<int32_t>>& seqs) {
+    const int64_t B = static_cast<int64_t>(seqs.size());
+    int64_t T = 1;
+    for (const auto& s : seqs) T = std::max<int64_t>(T, static_cast<int64_t>(s.size()));
+    auto ids = torch::zeros({B, T}, torch::kLong);
+    auto acc = ids.accessor<int64_t, 2>();
+    for (int64_t b = 0; b < B; ++b)
+        for (size_t t = 0; t < seqs[b].size(); ++t) acc[b][t] = seqs[b][t];
+    auto pos = torch::arange(T, torch::kLong).unsqueeze(0).expand({B, T}).contiguous();
+    return {ids, pos};
+}
+
+// log p^T of `targets` after temperature, top-k and top-p, as Hugging Face's
+// logits warpers apply them (top-k keeps ties with the k-th value; top-p keeps
+// the smallest set of most probable tokens whose mass reaches top_p).
+torch::Tensor sampling_logprobs(const torch::Tensor& logits, const torch::Tensor& targets, const SamplingSpec& s) {
+    auto z = logits / s.temperature;  // [C, V]
+    const double neg_inf = -std::numeric_limits<double>::infinity();
+    if (s.top_k > 0 && s.top_k < z.size(1)) {
+        auto kth = std::get<0>(torch::topk(z, s.top_k, -1)).narrow(1, s.top_k - 1, 1);  // [C, 1]
+        z = z.masked_fill(z < kth, neg_inf);
+    }
+    if (s.top_p < 1.0) {
+        auto sorted = torch::sort(z, -1, /*descending=*/false);
+        auto sorted_z = std::get<0>(sorted), sorted_idx = std::get<1>(sorted);
+        auto cum = torch::softmax(sorted_z, -1).cumsum(-1);
+        auto remove_sorted = cum <= (1.0 - s.top_p);
+        remove_sorted.narrow(1, z.size(1) - 1, 1).fill_(false);  // keep at least the most probable token
+        auto remove = torch::zeros_like(remove_sorted).scatter(1, sorted_idx, remove_sorted);
+        z = z.masked_fill(remove, neg_inf);
+    }
+    return torch::log_softmax(z, -1).gather(1, targets.unsqueeze(1)).squeeze(1);
+}
+
+template <typename T>
+std::vector<T> to_vector(const torch::Tensor& t) {
+    auto c = t.contiguous();
+    return std::vector<T>(c.data_ptr<T>(), c.data_ptr<T>() + c.numel());
+}
+
+}  // namespace
+
+Engine::Engine(std::shared_ptr<const Model> model) : model_(std::move(model)) {}
+Engine::~Engine() = default;
+
+std::vector<TokenScores> Engine::score(const std::vector<ScoreRequest>& batch, const ScoreParams& params) {
+    if (batch.empty()) return {};
+    c10::InferenceMode guard;
+    auto& net = *model_->impl().net;
+    const ModelConfig& cfg = model_->config();
+    if (params.sampling) {
+        if (!(params.sampling->temperature > 0))
+            throw InvalidInput(fmt::format("sampling temperature must be positive, got {}", params.sampling->temperature));
+        if (!(params.sampling->top_p > 0 && params.sampling->top_p <= 1))
+            throw InvalidInput(fmt::format("top-p must be in (0, 1], got {}", params.sampling->top_p));
+    }
+    // Input: prompt ‖ reference without its last token; position P-1+j predicts r_j.
+    std::vector<std::vector<int32_t>> seqs;
+    std::vector<int64_t> rows, targets, row_owner;
+    const int64_t B = static_cast<int64_t>(batch.size());
+    int64_t T = 0;
+    for (size_t b = 0; b < batch.size(); ++b) {
+        const auto& r = batch[b];
+        if (r.prompt.empty())
+            throw InvalidInput(fmt::format("sample {}: empty prompt", b), "start the prompt with BOS at least");
+        if (r.reference.empty()) throw InvalidInput(fmt::format("sample {}: empty reference", b));
+        check_tokens(r.prompt, cfg.n_vocab, "prompt", b);
+        check_tokens(r.reference, cfg.n_vocab, "reference", b);
+        const int64_t len = static_cast<int64_t>(r.prompt.size() + r.reference.size()) - 1;
+        if (len > cfg.max_ctx) {
+            throw InvalidInput(fmt::format("sample {}: prompt ({} tokens) + reference ({} tokens) exceed the "
+                                           "model's context of {} tokens",
+                                           b, r.prompt.size(), r.reference.size(), cfg.max_ctx),
+                               "shorten the prompt or the reference");
+        }
+        T = std::max(T, len);
+    }
+    for (size_t b = 0; b < batch.size(); ++b) {
+        const auto& r = batch[b];
+        std::vector<int32_t> s(r.prompt);
+        s.insert(s.end(), r.reference.begin(), r.reference.end() - 1);
+        seqs.push_back(std::move(s));
+        for (size_t j = 0; j < r.reference.size(); ++j) {
+            rows.push_back(static_cast<int64_t>(b) * T + static_cast<int64_t>(r.prompt.size()) - 1 +
+                           static_cast<int64_t>(j));
+            targets.push_back(r.reference[j]);
+            row_owner.push_back(static_cast<int64_t>(b));
+        }
+    }
+    auto padded = pad_right(seqs);
+    auto h = net.forward_hidden(padded.ids, padded.pos);  // [B, T, D]
+    auto h_flat = h.reshape({B * T, cfg.dim});            // [B*T, D]
+    const int64_t N = static_cast<int64_t>(rows.size());
+    auto rows_t = torch::tensor(rows, torch::kLong);
+    auto targets_t = torch::tensor(targets, torch::kLong);
+
+    auto argmax_all = torch::empty({N}, torch::kLong);
+    auto logprob_all = torch::empty({N}, torch::kFloat);
+    auto rank_all = torch::empty({N}, torch::kLong);
+    auto entropy_all = torch::empty({N}, torch::kFloat);
+    auto top1_all = torch::empty({N}, torch::kFloat);
+    auto var_all = torch::empty({N}, torch::kFloat);
+    auto samp_all = params.sampling ? torch::empty({N}, torch::kFloat) : torch::Tensor();
+    const int64_t C = std::max<int64_t>(1, params.chunk_rows);
+    for (int64_t start = 0; start < N; start += C) {
+        const int64_t n = std::min(C, N - start);
+        auto tgt = targets_t.narrow(0, start, n);
+        auto logits = net.project(h_flat.index_select(0, rows_t.narrow(0, start, n))).to(torch::kFloat);  // [C, V]
+        auto max_res = logits.max(-1);
+        auto max_logit = std::get<0>(max_res);
+        auto lse = torch::logsumexp(logits, -1);                // [C]
+        auto logp = logits - lse.unsqueeze(1);                  // [C, V]
+        auto p = logp.exp();
+        auto mean = (p * logp).sum(-1);                         // E[log p] = -H
+        auto var = ((p * logp * logp).sum(-1) - mean * mean).clamp_min(0.0);
+        auto ref_logit = logits.gather(1, tgt.unsqueeze(1));    // [C, 1]
+        argmax_all.narrow(0, start, n).copy_(std::get<1>(max_res));
+        logprob_all.narrow(0, start, n).copy_(ref_logit.squeeze(1) - lse);
+        rank_all.narrow(0, start, n).copy_((logits > ref_logit).sum(-1) + 1);
+        entropy_all.narrow(0, start, n).copy_(-mean);
+        top1_all.narrow(0, start, n).copy_((max_logit - lse).exp());
+        var_all.narrow(0, start, n).copy_(var);
+        if (params.sampling) samp_all.narrow(0, start, n).copy_(sampling_logprobs(logits, tgt, *params.sampling));
+    }
+    const auto argmax_v = to_vector<int64_t>(argmax_all);
+    const auto logprob_v = to_vector<float>(logprob_all);
+    const auto rank_v = to_vector<int64_t>(rank_all);
+    const auto entropy_v = to_vector<float>(entropy_all);
+    const auto top1_v = to_vector<float>(top1_all);
+    const auto var_v = to_vector<float>(var_all);
+    const auto samp_v = params.sampling ? to_vector<float>(samp_all) : std::vector<float>();
+
+    std::vector<TokenScores> out(batch.size());
+    size_t k = 0;
+    for (size_t b = 0; b < batch.size(); ++b) {
+        TokenScores& s = out[b];
+        const size_t L = batch[b].reference.size();
+        for (size_t j = 0; j < L; ++j, ++k) {
+            s.argmax.push_back(static_cast<int32_t>(argmax_v[k]));
+            s.logprob.push_back(logprob_v[k]);
+            s.rank.push_back(static_cast<int32_t>(rank_v[k]));
+            s.entropy.push_back(entropy_v[k]);
+            s.top1_prob.push_back(top1_v[k]);
+            s.mean_logp.push_back(-entropy_v[k]);
+            s.var_logp.push_back(var_v[k]);
+            if (params.sampling) s.logprob_sampling.push_back(samp_v[k]);
+        }
+        s.n_pre = prefix_match_length(s.argmax, batch[b].reference);
+    }
+    return out;
+}
+
+std::vector<std::vector<float>> Engine::last_logits(const std::vector<std::vector<int32_t>>& batch) {
+    if (batch.empty()) return {};
+    c10::InferenceMode guard;
+    auto& net = *model_->impl().net;
+    const ModelConfig& cfg = model_->config();
+    std::vector<int64_t> rows;
+    for (size_t b = 0; b < batch.size(); ++b) {
+        if (batch[b].empty()) throw InvalidInput(fmt::format("sequence {} is empty", b));
+        check_tokens(batch[b], cfg.n_vocab, "input", b);
+        if (static_cast<int64_t>(batch[b].size()) > cfg.max_ctx)
+            throw InvalidInput(fmt::format("sequence {} ({} tokens) exceeds the model's context of {} tokens", b,
+                                           batch[b].size(), cfg.max_ctx));
+    }
+    auto padded = pad_right(batch);
+    const int64_t B = padded.ids.size(0), T = padded.ids.size(1);
+    for (size_t b = 0; b < batch.size(); ++b) rows.push_back(static_cast<int64_t>(b) * T + batch[b].size() - 1);
+    auto h = net.forward_hidden(padded.ids, padded.pos).reshape({B * T, cfg.dim});
+    auto logits = net.project(h.index_select(0, torch::tensor(rows, torch::kLong))).to(torch::kFloat).contiguous();
+    std::vector<std::vector<float>> out;
+    for (int64_t b = 0; b < B; ++b) {
+        const float* p = logits[b].data_ptr<float>();
+        out.emplace_back(p, p + cfg.n_vocab);
+    }
+    return out;
+}
+
+std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>& batch, const GenerateParams& params) {
+    std::vector<GenerateResult> results(batch.size());
+    if (batch.empty()) return results;
+    c10::InferenceMode guard;
+    auto& net = *model_->impl().net;
+    const ModelConfig& cfg = model_->config();
+    const int32_t eos = model_->tokenizer().eos();
+    int64_t capacity = 1;
+    std::vector<int64_t> limit(batch.size());  // max new tokens per sequence
+    for (size_t b = 0; b < batch.size(); ++b) {
+        const auto& r = batch[b];
+        if (r.prompt.empty())
+            throw InvalidInput(fmt::format("sample {}: empty prompt", b), "start the prompt with BOS at least");
+        check_tokens(r.prompt, cfg.n_vocab, "prompt", b);
+        if (static_cast<int64_t>(r.prompt.size()) > cfg.max_ctx) {
+            throw InvalidInput(fmt::format("sample {}: the prompt ({} tokens) exceeds the model's context of {} tokens",
+                                           b, r.prompt.size(), cfg.max_ctx));
+        }
+        limit[b] = std::max<int64_t>(0, r.max_new_tokens);
+        if (params.stop_on_mismatch) limit[b] = std::min<int64_t>(limit[b], r.reference.size());
+        // The last generated token is never fed back, so the cache needs P + limit - 1 slots.
+        capacity = std::max<int64_t>(capacity, std::min<int64_t>(cfg.max_ctx, r.prompt.size() + limit[b]));
+    }
+    std::vector<size_t> active;  // original indices of the rows still generating
+    std::vector<std::vector<int32_t>> prompts;
+    for (size_t b = 0; b < batch.size(); ++b) {
+        if (limit[b] == 0) {
+            results[b].reason = StopReason::kLength;
+            continue;
+        }
+        active.push_back(b);
+        prompts.push_back(batch[b].prompt);
+    }
+    if (active.empty()) return results;
+    auto cache = KvCache::allocate(cfg, static_cast<int64_t>(active.size()), capacity, net.dtype());
+    // Prefill: all prompts at once, right-padded; take each one's last real position.
+    auto padded = pad_right(prompts);
+    const int64_t B0 = padded.ids.size(0), T0 = padded.ids.size(1);
+    auto h = net.forward_hidden(padded.ids, padded.pos, &cache).reshape({B0 * T0, cfg.dim});
+    std::vector<int64_t> last_rows, cur_pos;  // cur_pos: position of the next token to feed
+    for (size_t i = 0; i < active.size(); ++i) {
+        last_rows.push_back(static_cast<int64_t>(i) * T0 + static_cast<int64_t>(prompts[i].size()) - 1);
+        cur_pos.push_back(static_cast<int64_t>(prompts[i].size()));
+    }
+    auto next = net.project(h.index_select(0, torch::tensor(last_rows, torch::kLong))).argmax(-1);  // [B]
+    while (!active.empty()) {
+        const auto next_v = to_vector<int64_t>(next);
+        std::vector<int64_t> keep;  // rows (in the current batch) that continue
+        for (size_t i = 0; i < active.size(); ++i) {
+            const size_t b = active[i];
+            auto& res = results[b];
+            const auto tok = static_cast<int32_t>(next_v[i]);
+            res.tokens.push_back(tok);
+            const size_t n = res.tokens.size();
+            bool stop = false;
+            if (params.stop_on_mismatch && tok != batch[b].reference[n - 1]) {
+                res.reason = StopReason::kMismatch;
+                stop = true;
+            } else if (params.stop_at_eos && tok == eos) {
+                res.reason = StopReason::kEos;
+                stop = true;
+            } else if (static_cast<int64_t>(n) >= limit[b]) {
+                res.reason = StopReason::kLength;
+                stop = true;
+            } else if (cur_pos[i] >= cfg.max_ctx) {
+                res.reason = StopReason::kContext;
+                stop = true;
+            }
+            if (!stop) keep.push_back(static_cast<int64_t>(i));
+        }
+        if (keep.empty()) break;
+        std::vector<size_t> new_active;
+        std::vector<int64_t> new_pos;
+        std::vector<int64_t> feed;
+        for (int64_t i : keep) {
+            new_active.push_back(active[i]);
+            new_pos.push_back(cur_pos[i]);
+            feed.push_back(next_v[i]);
+        }
+        if (keep.size() != active.size()) cache.select_rows(torch::tensor(keep, torch::kLong));
+        active = std::move(new_active);
+        cur_pos = std::move(new_pos);
+        const int64_t B = static_cast<int64_t>(active.size());
+        auto ids = torch::tensor(feed, torch::kLong).view({B, 1});
+        auto pos = torch::tensor(cur_pos, torch::kLong).view({B, 1});
+        auto hs = net.forward_hidden(ids, pos, &cache).view({B, cfg.dim});
+        next = net.project(hs).argmax(-1);
+        for (auto& p : cur_pos) ++p;
+    }
+    return results;
+}
+
+}  // namespace memskew

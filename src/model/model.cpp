@@ -1,0 +1,49 @@
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "memskew/error.h"
+#include "model/model-impl.h"
+
+namespace memskew {
+
+void set_compute_threads(int n_threads) {
+    if (n_threads <= 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    at::set_num_threads(n_threads);
+}
+
+Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Model::~Model() = default;
+
+const ModelConfig& Model::config() const { return impl_->config; }
+const Tokenizer& Model::tokenizer() const { return *impl_->tokenizer; }
+DType Model::dtype() const { return impl_->dtype; }
+const std::string& Model::path() const { return impl_->path; }
+
+std::shared_ptr<Model> Model::load(const std::string& path, const LoadParams& params) {
+    set_compute_threads(params.n_threads);
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec))
+        throw IoError(fmt::format("cannot open model '{}': no such file or directory", path),
+                      "pass a GGUF file (.gguf)");
+    if (std::filesystem::is_directory(path, ec))
+        throw FormatError(fmt::format("'{}' is a folder; Hugging Face model folders are not supported yet", path),
+                          "convert the model to GGUF (llama.cpp's convert_hf_to_gguf.py)");
+    char magic[4] = {0, 0, 0, 0};
+    {
+        std::ifstream in(path, std::ios::binary);
+        if (!in) throw IoError(fmt::format("cannot read model '{}': {}", path, std::strerror(errno)));
+        in.read(magic, 4);
+    }
+    if (std::memcmp(magic, "GGUF", 4) != 0) {
+        throw FormatError(fmt::format("error loading {}: not a GGUF file (bad magic)", path),
+                          "memskew reads GGUF model files");
+    }
+    return std::make_shared<Model>(load_gguf_model(path, params));
+}
+
+}  // namespace memskew

@@ -1,0 +1,53 @@
+// memskew command-line entry point. Exit codes (see README.md):
+//   0 success, 1 internal error, 2 usage error, 3 invalid input,
+//   4 malformed/unsupported file, 5 file not found/unreadable/unwritable.
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "cli.h"
+#include "memskew/error.h"
+
+
+int main(int argc, char** argv) {
+    using namespace memskew;
+    spdlog::set_level(spdlog::level::warn);
+    CLI::App app{"memskew: how much a fine-tuned language model memorized its training data, and where"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", MEMSKEW_VERSION);
+    cli::Action action;
+    cli::register_info(app, action);
+    cli::register_tokenize(app, action);
+    cli::register_generate(app, action);
+    cli::register_score(app, action);
+    cli::register_demo(app, action);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        app.exit(e);
+        return static_cast<int>(ExitCode::kUsage);
+    }
+    try {
+        if (action) action();
+    } catch (const Error& e) {
+        std::fflush(stdout);
+        std::cerr << "memskew: error: " << e.message() << "\n";
+        if (!e.hint().empty()) std::cerr << "  hint: " << e.hint() << "\n";
+        return static_cast<int>(e.exit_code());
+    } catch (const std::bad_alloc&) {
+        std::cerr << "memskew: error: out of memory\n  hint: use a smaller batch or model\n";
+        return static_cast<int>(ExitCode::kInternal);
+    } catch (const std::exception& e) {
+        std::cerr << "memskew: internal error: " << e.what() << "\n"
+                  << "  hint: this is a bug in memskew; please report it with the command line\n";
+        return static_cast<int>(ExitCode::kInternal);
+    }
+    return 0;
+}
