@@ -1,0 +1,3 @@
+# exit: 2
+# stderr: --model
+"$MEMSKEW" generate --prompt "no model given"
