@@ -99,7 +99,7 @@ private:
             // Search from 1 so a first part that is itself a space still splits
             // (llama.cpp does the same).
             const size_t sep = line.size() > 1 ? line.find(' ', 1) : std::string::npos;
-            if (sep == std::string::npos) {
+            if (sep == std::string::npos || sep + 1 == line.size()) {
                 throw FormatError("malformed merge " + where + ": expected two tokens separated by a space");
             }
             const std::string_view left(line.data(), sep);

@@ -1,0 +1,246 @@
+// One test program over llama.cpp's tokenizer test vectors (the
+// test-tokenizer-0 suite): for each vocabulary, every input of
+// vectors/<name>.inp must encode to the ids on the matching line of
+// vectors/<name>.out (Hugging Face's encode(text, add_special_tokens=False)),
+// and decode must give the input back.
+//
+// Round trips: byte-level BPE gives back any byte string. SentencePiece
+// (llama-spm) gives back every input too: encode prepends one "▁" and decode
+// removes exactly one leading space, so inputs that start with spaces survive.
+// What it cannot give back is a literal U+2581 "▁" in the text (decoded as a
+// space, as SentencePiece does); none of the 46 inputs has one.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <ctime>
+#include <random>
+#include <sstream>
+#include <thread>
+#include <string>
+#include <vector>
+
+#include "memskew/gguf.h"
+#include "memskew/tokenizer.h"
+#include "test-util.h"
+
+namespace memskew {
+namespace {
+
+struct VectorCase {
+    std::string text;
+    std::vector<int32_t> ids;
+};
+
+// Inputs are joined by "\n__ggml_vocab_test__\n" (the file also ends with
+// it); exactly that separator is removed, so whitespace inside an input,
+// including leading/trailing newlines, is kept. Same as test-tokenizer-0.
+std::vector<std::string> split_inputs(const std::string& raw) {
+    static const std::string kSep = "\n__ggml_vocab_test__\n";
+    std::vector<std::string> inputs;
+    size_t pos = 0;
+    while (pos < raw.size()) {
+        const size_t next = raw.find(kSep, pos);
+        if (next == std::string::npos) {
+            inputs.push_back(raw.substr(pos));
+            break;
+        }
+        inputs.push_back(raw.substr(pos, next - pos));
+        pos = next + kSep.size();
+    }
+    return inputs;
+}
+
+std::vector<VectorCase> read_cases(const std::string& inp_path, const std::string& out_path) {
+    const std::vector<std::string> inputs = split_inputs(test::read_file(inp_path));
+    std::istringstream out(test::read_file(out_path));
+    std::vector<VectorCase> cases;
+    std::string line;
+    for (const std::string& text : inputs) {
+        if (!std::getline(out, line)) break;
+        VectorCase c{text, {}};
+        std::istringstream ids(line);
+        for (int32_t id; ids >> id;) c.ids.push_back(id);
+        cases.push_back(std::move(c));
+    }
+    EXPECT_EQ(cases.size(), inputs.size()) << out_path << " has fewer lines than " << inp_path << " has inputs";
+    return cases;
+}
+
+std::string show_ids(const std::vector<int32_t>& ids) {
+    std::string s;
+    for (int32_t id : ids) s += (s.empty() ? "" : " ") + std::to_string(id);
+    return s;
+}
+
+std::string show_text(const std::string& text) {
+    std::string s;
+    for (unsigned char c : text) {
+        if (c == '\n') s += "\\n";
+        else if (c == '\t') s += "\\t";
+        else if (c < 0x20) s += "\\x" + std::to_string(c);
+        else s.push_back(static_cast<char>(c));
+    }
+    return s;
+}
+
+class TokenizerVectors : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TokenizerVectors, MatchAndRoundTrip) {
+    const std::string name = GetParam();
+    MEMSKEW_REQUIRE_SHARED(gguf_path, "tokenizers/gguf/ggml-vocab-" + name + ".gguf");
+    MEMSKEW_REQUIRE_SHARED(inp_path, "tokenizers/vectors/" + name + ".inp");
+    MEMSKEW_REQUIRE_SHARED(out_path, "tokenizers/vectors/" + name + ".out");
+    const auto tok = load_tokenizer_gguf(gguf_path);
+    const std::vector<VectorCase> cases = read_cases(inp_path, out_path);
+    ASSERT_EQ(cases.size(), 46u);
+
+    int n_match = 0, n_round_trip = 0;
+    for (const VectorCase& c : cases) {
+        const std::vector<int32_t> got = tok->encode(c.text, false);
+        if (got == c.ids) {
+            ++n_match;
+        } else {
+            ADD_FAILURE() << name << " mismatch\n  input:    '" << show_text(c.text) << "'\n  expected: "
+                          << show_ids(c.ids) << "\n  got:      " << show_ids(got);
+        }
+        const std::string back = tok->decode(got);
+        if (back == c.text) {
+            ++n_round_trip;
+        } else {
+            ADD_FAILURE() << name << " round trip\n  input:   '" << show_text(c.text) << "'\n  decoded: '"
+                          << show_text(back) << "'";
+        }
+    }
+    std::printf("[ %-9s ] %d/%zu vectors match, %d/%zu round-trip\n", name.c_str(), n_match, cases.size(),
+                n_round_trip, cases.size());
+}
+
+INSTANTIATE_TEST_SUITE_P(Gguf, TokenizerVectors, ::testing::Values("gpt-2", "llama-spm"),
+                         [](const auto& info) {
+                             std::string s = info.param;
+                             for (char& c : s) {
+                                 if (c == '-') c = '_';
+                             }
+                             return s;
+                         });
+
+std::string random_text(std::mt19937& rng, int n_parts) {
+    static const std::vector<std::string> kParts = {
+        "the", " cat", "s", "'s", " ", "  ", "   ", "\n", "\n\n", "\t", "Hello", "world", "1", "234", "!", "...",
+        "\xC3\xA9", "\xE6\x95\xB0\xE5\xAD\x97", "\xF0\x9F\x98\x80", "\xE2\x96\x81", "\xFF", "\xC3",
+        "\xE1\x9E\x80", "(", ")", "-", "ing", " un", "\xD0\xBF\xD1\x80\xD0\xB8",
+    };
+    std::string text;
+    for (int k = 0; k < n_parts; ++k) text += kParts[rng() % kParts.size()];
+    return text;
+}
+
+// The SentencePiece path merges word by word (and caches words) when no token
+// spans a "▁" boundary. Adding one such token (that random text never
+// contains) forces whole-text merging; both must agree everywhere.
+TEST(RealVocab, SpmWordSplitMatchesWholeText) {
+    MEMSKEW_REQUIRE_SHARED(gguf_path, "tokenizers/gguf/ggml-vocab-llama-spm.gguf");
+    Vocab v = vocab_from_gguf(*GgufFile::open(gguf_path));
+    const auto by_word = Tokenizer::from_vocab(v);
+    v.tokens.push_back("QQQ\xE2\x96\x81QQQ");
+    v.scores.push_back(-1e9f);
+    v.types.push_back(static_cast<int32_t>(TokenType::kNormal));
+    const auto whole = Tokenizer::from_vocab(v);
+    std::mt19937 rng(7);
+    for (int trial = 0; trial < 500; ++trial) {
+        const std::string text = random_text(rng, 1 + static_cast<int>(rng() % 40));
+        ASSERT_EQ(by_word->encode(text), whole->encode(text)) << "text: '" << show_text(text) << "'";
+        ASSERT_EQ(by_word->encode(text), by_word->encode(text));  // again, from the cache
+    }
+}
+
+// One tokenizer used from several threads (the word caches are shared) gives
+// the same ids as single-threaded use.
+TEST(RealVocab, ConcurrentEncodeAgrees) {
+    for (const std::string name : {"gpt-2", "llama-spm"}) {
+        const std::string gguf_path = test::shared_path("tokenizers/gguf/ggml-vocab-" + name + ".gguf");
+        if (gguf_path.empty()) GTEST_SKIP() << "shared tokenizers not found";
+        std::mt19937 rng(99);
+        std::vector<std::string> texts;
+        for (int i = 0; i < 300; ++i) texts.push_back(random_text(rng, 30));
+        std::vector<std::vector<int32_t>> expected;
+        {
+            const auto fresh = load_tokenizer_gguf(gguf_path);
+            for (const auto& t : texts) expected.push_back(fresh->encode(t));
+        }
+        const auto shared = load_tokenizer_gguf(gguf_path);
+        std::vector<int> n_wrong(4, 0);
+        std::vector<std::thread> threads;
+        for (int t = 0; t < 4; ++t) {
+            threads.emplace_back([&, t] {
+                for (int rep = 0; rep < 3; ++rep) {
+                    for (size_t i = 0; i < texts.size(); ++i) {
+                        const size_t k = (i * 7 + static_cast<size_t>(t) * 31) % texts.size();
+                        if (shared->encode(texts[k]) != expected[k]) ++n_wrong[static_cast<size_t>(t)];
+                    }
+                }
+            });
+        }
+        for (auto& th : threads) th.join();
+        for (int t = 0; t < 4; ++t) EXPECT_EQ(n_wrong[static_cast<size_t>(t)], 0) << name << " thread " << t;
+    }
+}
+
+// Hostile input: arbitrary bytes must encode without crashing; byte-level BPE
+// round-trips them exactly, and SentencePiece with byte fallback does too
+// (random bytes almost never form U+2581, the one character it cannot give back).
+TEST(RealVocab, RandomBytesRoundTrip) {
+    for (const std::string name : {"gpt-2", "llama-spm"}) {
+        const std::string gguf_path = test::shared_path("tokenizers/gguf/ggml-vocab-" + name + ".gguf");
+        if (gguf_path.empty()) GTEST_SKIP() << "shared tokenizers not found";
+        const auto tok = load_tokenizer_gguf(gguf_path);
+        std::mt19937 rng(5);
+        for (int trial = 0; trial < 300; ++trial) {
+            std::string text(rng() % 200, '\0');
+            for (char& c : text) c = static_cast<char>(rng() % 3 == 0 ? ' ' : rng() % 256);
+            if (text.find("\xE2\x96\x81") != std::string::npos) continue;
+            const auto ids = tok->encode(text, true);
+            for (int32_t id : ids) ASSERT_TRUE(id >= 0 && id < tok->n_vocab());
+            ASSERT_EQ(tok->decode(ids), text) << name << " text: '" << show_text(text) << "'";
+        }
+    }
+}
+
+// Encode speed (printed, not asserted: the machine is shared). The corpus is
+// the first 8 MB of a real dataset when the shared data is there (a fresh
+// tokenizer, so the word cache starts cold), else the vector inputs repeated.
+TEST(TokenizerSpeed, EncodeThroughput) {
+    std::string corpus;
+    std::string source = "data/medquad.jsonl";
+    if (const std::string data = test::shared_path(source); !data.empty()) {
+        corpus = test::read_file(data).substr(0, 8u << 20);
+    }
+    for (const std::string name : {"gpt-2", "llama-spm"}) {
+        const std::string gguf_path = test::shared_path("tokenizers/gguf/ggml-vocab-" + name + ".gguf");
+        const std::string inp_path = test::shared_path("tokenizers/vectors/" + name + ".inp");
+        if (gguf_path.empty() || inp_path.empty()) GTEST_SKIP() << "shared tokenizers not found";
+        if (corpus.empty()) {
+            source = "vectors/" + name + ".inp repeated";
+            std::string block;
+            for (const auto& s : split_inputs(test::read_file(inp_path))) block += s + "\n";
+            while (corpus.size() < (4u << 20)) corpus += block;
+        }
+        const auto tok = load_tokenizer_gguf(gguf_path);
+        const auto t0 = std::chrono::steady_clock::now();
+        const std::clock_t c0 = std::clock();
+        size_t n_tokens = 0;
+        // Document-sized calls, as a dataset is encoded.
+        for (size_t pos = 0; pos < corpus.size(); pos += 2000) {
+            n_tokens += tok->encode(std::string_view(corpus).substr(pos, 2000)).size();
+        }
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        // CPU time is the per-core figure; wall time suffers when others load the machine.
+        const double cpu = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
+        std::printf("[ %-9s ] encode %.1f MB/s per CPU-second (%.1f MB/s wall) on %s (%zu bytes, %zu tokens)\n",
+                    name.c_str(), corpus.size() / cpu / 1e6, corpus.size() / s / 1e6, source.c_str(),
+                    corpus.size(), n_tokens);
+    }
+}
+
+}  // namespace
+}  // namespace memskew
