@@ -29,18 +29,37 @@ void ModelConfig::validate() const {
         throw InvalidInput(fmt::format("model config: hidden size {} is not divisible by {} heads", dim, n_heads));
     if (n_heads % n_kv_heads != 0)
         throw InvalidInput(fmt::format("model config: {} heads are not divisible by {} KV heads", n_heads, n_kv_heads));
-    if (head_dim() % 2 != 0)
+    if (arch != "gpt2" && head_dim() % 2 != 0)
         throw InvalidInput(fmt::format("model config: head dimension {} must be even for rotary embeddings", head_dim()));
+    if (!(rotary_pct > 0 && rotary_pct <= 1))
+        throw InvalidInput(fmt::format("model config: rotary_pct must be in (0, 1], got {}", rotary_pct));
+    if (hidden_act != "silu" && hidden_act != "gelu" && hidden_act != "gelu_new" && hidden_act != "gelu_fast" &&
+        hidden_act != "gelu_pytorch_tanh" && hidden_act != "relu")
+        throw InvalidInput(fmt::format("model config: unsupported activation '{}'", hidden_act),
+                           "supported: silu, gelu, gelu_new, gelu_fast, gelu_pytorch_tanh, relu");
     if (!(norm_eps > 0)) throw InvalidInput(fmt::format("model config: norm epsilon must be positive, got {}", norm_eps));
     if (!(rope_base > 0)) throw InvalidInput(fmt::format("model config: rope base must be positive, got {}", rope_base));
 }
 
+int64_t ModelConfig::rotary_dim() const {
+    if (arch == "gpt2") return 0;
+    return (static_cast<int64_t>(head_dim() * rotary_pct) / 2) * 2;
+}
+
 int64_t ModelConfig::n_params() const {
     const int64_t hd = head_dim();
-    const int64_t attn = dim * (n_heads * hd) + 2 * dim * (n_kv_heads * hd) + (n_heads * hd) * dim;
-    const int64_t mlp = 3 * dim * ffn_dim;
-    const int64_t per_layer = attn + mlp + 2 * dim;
-    return n_vocab * dim + n_layers * per_layer + dim + (tied_output ? 0 : n_vocab * dim);
+    const bool layer_norm = arch != "llama";  // LayerNorm has a bias next to its weight
+    int64_t attn = dim * (n_heads * hd) + 2 * dim * (n_kv_heads * hd) + (n_heads * hd) * dim;
+    if (qkv_bias || layer_norm) attn += (n_heads + 2 * n_kv_heads) * hd;
+    if (o_bias || layer_norm) attn += dim;
+    int64_t mlp = 0;
+    if (hidden_act == "silu") mlp = 3 * dim * ffn_dim + (mlp_bias ? 2 * ffn_dim + dim : 0);
+    else mlp = 2 * dim * ffn_dim + ffn_dim + dim;
+    const int64_t norms = (layer_norm ? 2 : 1) * dim;
+    const int64_t per_layer = attn + mlp + 2 * norms;
+    int64_t total = n_vocab * dim + n_layers * per_layer + norms + (tied_output ? 0 : n_vocab * dim);
+    if (arch == "gpt2") total += max_ctx * dim;  // learned positions
+    return total;
 }
 
 }  // namespace memskew

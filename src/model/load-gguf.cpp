@@ -1,7 +1,6 @@
-// GGUF (`llama` architecture) -> ModelConfig + Llama module in Hugging Face layout.
+// GGUF (`llama` architecture) -> ModelConfig + module in Hugging Face layout.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <spdlog/spdlog.h>
 
 #include <set>
 
@@ -37,6 +36,8 @@ ModelConfig config_from_gguf(const GgufFile& g) {
         throw FormatError(fmt::format("tensor 'token_embd.weight' has {} dimensions, expected 2", emb.ne.size()));
     c.n_vocab = g.get_int(key("vocab_size"), emb.ne[1]);
     c.tied_output = g.find_tensor("output.weight") == nullptr;
+    c.qkv_bias = g.find_tensor("blk.0.attn_q.bias") != nullptr;
+    c.o_bias = g.find_tensor("blk.0.attn_output.bias") != nullptr;
     if (c.n_heads > 0 && c.dim % c.n_heads == 0) {
         const int64_t rot = g.get_int(key("rope.dimension_count"), c.dim / c.n_heads);
         if (rot != c.dim / c.n_heads)
@@ -46,11 +47,15 @@ ModelConfig config_from_gguf(const GgufFile& g) {
     }
     if (const GgufValue* scaling = g.find(key("rope.scaling.type"))) {
         const std::string type = scaling->as_string(key("rope.scaling.type"));
-        if (type != "none" && type != "llama3")
+        if (type == "linear") {
+            c.rope_scaling = "linear";
+            c.rope_factor = g.get_double(key("rope.scaling.factor"), 1.0);
+        } else if (type != "none" && type != "llama3") {
+            // llama3 scaling is stored in GGUF as the rope_freqs.weight tensor.
             throw FormatError(fmt::format("unsupported rope scaling '{}' ({})", type, key("rope.scaling.type")));
+        }
     }
-    // Which storage types the file uses, for `memskew info`.
-    std::set<std::string> types;
+    std::set<std::string> types;  // storage types in the file, for `memskew info`
     for (const auto& t : g.tensors()) types.insert(ggml_type_name(t.type));
     c.source_dtype = fmt::format("{}", fmt::join(types, "+"));
     try {
@@ -61,41 +66,77 @@ ModelConfig config_from_gguf(const GgufFile& g) {
     return c;
 }
 
-// GGUF stores q/k rows permuted so that rotary acts on adjacent pairs
-// (2i, 2i+1); Hugging Face's layout pairs (i, i + hd/2). Undo llama.cpp's
-// permute(): [heads, hd/2, 2, in] -> [heads, 2, hd/2, in].
-torch::Tensor unpermute_rows(const torch::Tensor& w, int64_t n_heads) {
-    const int64_t rows = w.size(0), in = w.size(1), hd = rows / n_heads;
-    return w.reshape({n_heads, hd / 2, 2, in}).transpose(1, 2).reshape({rows, in}).contiguous();
-}
-
-torch::Tensor read_tensor(const GgufFile& g, const std::string& name, const std::vector<int64_t>& expected,
-                          const std::string& why) {
-    const GgufTensorInfo* info = g.find_tensor(name);
-    if (!info) throw FormatError(fmt::format("missing tensor '{}'", name), "is this a complete llama model file?");
-    const auto shape = info->torch_shape();
-    if (shape != expected) {
-        throw FormatError(fmt::format("tensor '{}' has shape [{}] but the metadata ({}) implies [{}]", name,
-                                      fmt::join(shape, ", "), why, fmt::join(expected, ", ")));
-    }
-    auto t = torch::empty(shape, torch::kFloat);
-    g.dequantize_into(*info, t.data_ptr<float>());
-    return t;
-}
-
-void assign(torch::Tensor& param, const torch::Tensor& value) {
-    torch::NoGradGuard no_grad;
-    param.copy_(value);
+std::string shape_source(const ModelConfig& c) {
+    return fmt::format("embedding_length={}, feed_forward_length={}, head_count={}, head_count_kv={}, vocabulary={}",
+                       c.dim, c.ffn_dim, c.n_heads, c.n_kv_heads, c.n_vocab);
 }
 
 }  // namespace
 
 torch::Dtype torch_dtype(DType d) { return d == DType::kBF16 ? torch::kBFloat16 : torch::kFloat; }
 
+torch::Tensor gguf_to_hf_rows(const torch::Tensor& w, int64_t n_heads) {
+    const int64_t rows = w.size(0), hd = rows / n_heads;
+    auto m = w.reshape({rows, -1});
+    const int64_t in = m.size(1);
+    return m.reshape({n_heads, hd / 2, 2, in}).transpose(1, 2).reshape(w.sizes()).contiguous();
+}
+
+torch::Tensor hf_to_gguf_rows(const torch::Tensor& w, int64_t n_heads) {
+    const int64_t rows = w.size(0), hd = rows / n_heads;
+    auto m = w.reshape({rows, -1});
+    const int64_t in = m.size(1);
+    return m.reshape({n_heads, 2, hd / 2, in}).transpose(1, 2).reshape(w.sizes()).contiguous();
+}
+
+std::string gguf_name_for(const std::string& hf, const ModelConfig& cfg, int64_t* permute_heads) {
+    *permute_heads = 0;
+    if (hf == "model.embed_tokens.weight") return "token_embd.weight";
+    if (hf == "model.norm.weight") return "output_norm.weight";
+    if (hf == "lm_head.weight") return "output.weight";
+    const std::string prefix = "model.layers.";
+    if (hf.compare(0, prefix.size(), prefix) != 0) return {};
+    const size_t dot = hf.find('.', prefix.size());
+    if (dot == std::string::npos) return {};
+    const std::string layer = hf.substr(prefix.size(), dot - prefix.size());
+    std::string rest = hf.substr(dot + 1);  // e.g. self_attn.q_proj.weight
+    const size_t last = rest.rfind('.');
+    const std::string suffix = rest.substr(last);  // .weight / .bias
+    rest = rest.substr(0, last);
+    static const std::pair<const char*, const char*> kMap[] = {
+        {"input_layernorm", "attn_norm"},   {"self_attn.q_proj", "attn_q"},   {"self_attn.k_proj", "attn_k"},
+        {"self_attn.v_proj", "attn_v"},     {"self_attn.o_proj", "attn_output"},
+        {"post_attention_layernorm", "ffn_norm"}, {"mlp.gate_proj", "ffn_gate"}, {"mlp.up_proj", "ffn_up"},
+        {"mlp.down_proj", "ffn_down"},
+    };
+    for (const auto& [from, to] : kMap) {
+        if (rest == from) {
+            if (rest == "self_attn.q_proj") *permute_heads = cfg.n_heads;
+            if (rest == "self_attn.k_proj") *permute_heads = cfg.n_kv_heads;
+            return "blk." + layer + "." + to + suffix;
+        }
+    }
+    return {};
+}
+
+void load_weights(CausalLmImpl& net, const WeightFetcher& fetch) {
+    torch::NoGradGuard no_grad;
+    for (auto& item : net.named_parameters()) {
+        auto value = fetch(item.key(), item.value().sizes().vec());
+        item.value().copy_(value);
+    }
+}
+
+void finish_loading(Model::Impl& impl, DType dtype) {
+    impl.dtype = dtype;
+    impl.net->eval();
+    if (dtype == DType::kBF16) impl.net->to(torch::kBFloat16);
+    for (auto& p : impl.net->parameters()) p.set_requires_grad(false);
+}
+
 std::unique_ptr<Model::Impl> load_gguf_model(const std::string& path, const LoadParams& params) {
     auto impl = std::make_unique<Model::Impl>();
     impl->path = path;
-    impl->dtype = params.dtype;
     with_context("error loading " + path, [&] {
         auto g = GgufFile::open(path);
         impl->config = config_from_gguf(*g);
@@ -105,36 +146,29 @@ std::unique_ptr<Model::Impl> load_gguf_model(const std::string& path, const Load
             throw FormatError(fmt::format("the tokenizer has {} tokens but token_embd.weight has {} rows",
                                           impl->tokenizer->n_vocab(), c.n_vocab));
         }
-        impl->net = Llama(c);
-        auto& net = *impl->net;
-        const int64_t hd = c.head_dim(), D = c.dim;
-        const std::string why_attn = fmt::format("embedding_length={}, head_count={}, head_count_kv={}", D,
-                                                 c.n_heads, c.n_kv_heads);
-        const std::string why_ffn = fmt::format("embedding_length={}, feed_forward_length={}", D, c.ffn_dim);
-        const std::string why_vocab = fmt::format("embedding_length={}, vocabulary={}", D, c.n_vocab);
-        assign(net.model->embed_tokens->weight, read_tensor(*g, "token_embd.weight", {c.n_vocab, D}, why_vocab));
-        for (int64_t l = 0; l < c.n_layers; ++l) {
-            auto* layer = net.model->layers[l]->as<LlamaLayerImpl>();
-            auto name = [&](const char* n) { return fmt::format("blk.{}.{}.weight", l, n); };
-            assign(layer->input_layernorm->weight, read_tensor(*g, name("attn_norm"), {D}, why_attn));
-            assign(layer->self_attn->q_proj->weight,
-                   unpermute_rows(read_tensor(*g, name("attn_q"), {c.n_heads * hd, D}, why_attn), c.n_heads));
-            assign(layer->self_attn->k_proj->weight,
-                   unpermute_rows(read_tensor(*g, name("attn_k"), {c.n_kv_heads * hd, D}, why_attn), c.n_kv_heads));
-            assign(layer->self_attn->v_proj->weight, read_tensor(*g, name("attn_v"), {c.n_kv_heads * hd, D}, why_attn));
-            assign(layer->self_attn->o_proj->weight, read_tensor(*g, name("attn_output"), {D, c.n_heads * hd}, why_attn));
-            assign(layer->post_attention_layernorm->weight, read_tensor(*g, name("ffn_norm"), {D}, why_ffn));
-            assign(layer->mlp->gate_proj->weight, read_tensor(*g, name("ffn_gate"), {c.ffn_dim, D}, why_ffn));
-            assign(layer->mlp->up_proj->weight, read_tensor(*g, name("ffn_up"), {c.ffn_dim, D}, why_ffn));
-            assign(layer->mlp->down_proj->weight, read_tensor(*g, name("ffn_down"), {D, c.ffn_dim}, why_ffn));
+        impl->net = make_causal_lm(c);
+        load_weights(*impl->net, [&](const std::string& hf, const std::vector<int64_t>& shape) {
+            int64_t heads = 0;
+            const std::string name = gguf_name_for(hf, c, &heads);
+            if (name.empty()) throw FormatError(fmt::format("no GGUF tensor corresponds to parameter '{}'", hf));
+            const GgufTensorInfo* info = g->find_tensor(name);
+            if (!info)
+                throw FormatError(fmt::format("missing tensor '{}'", name), "is this a complete llama model file?");
+            if (info->torch_shape() != shape) {
+                throw FormatError(fmt::format("tensor '{}' has shape [{}] but the metadata ({}) implies [{}]", name,
+                                              fmt::join(info->torch_shape(), ", "), shape_source(c),
+                                              fmt::join(shape, ", ")));
+            }
+            auto t = torch::empty(shape, torch::kFloat);
+            g->dequantize_into(*info, t.data_ptr<float>());
+            return heads ? gguf_to_hf_rows(t, heads) : t;
+        });
+        if (const GgufTensorInfo* f = g->find_tensor("rope_freqs.weight")) {
+            auto t = torch::empty(f->torch_shape(), torch::kFloat);
+            g->dequantize_into(*f, t.data_ptr<float>());
+            impl->net->set_rope_freq_factors(t);
         }
-        assign(net.model->norm->weight, read_tensor(*g, "output_norm.weight", {D}, why_vocab));
-        if (!c.tied_output) assign(net.lm_head->weight, read_tensor(*g, "output.weight", {c.n_vocab, D}, why_vocab));
-        if (g->find_tensor("rope_freqs.weight"))
-            net.set_rope_freq_factors(read_tensor(*g, "rope_freqs.weight", {hd / 2}, "head dimension / 2"));
-        net.eval();
-        if (params.dtype == DType::kBF16) net.to(torch::kBFloat16);
-        for (auto& p : net.parameters()) p.set_requires_grad(false);
+        finish_loading(*impl, params.dtype);
     });
     return impl;
 }

@@ -1,24 +1,42 @@
 // LibTorch side of memskew::Model (private to the library and its tests).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "memskew/engine.h"
 #include "memskew/tokenizer.h"
-#include "model/llama.h"
+#include "model/causal-lm.h"
 
 namespace memskew {
 
 struct Model::Impl {
     ModelConfig config;
-    Llama net{nullptr};
+    std::shared_ptr<CausalLmImpl> net;
     std::unique_ptr<Tokenizer> tokenizer;
     DType dtype = DType::kF32;
     std::string path;
 };
 
 torch::Dtype torch_dtype(DType d);
+
+// Fills every parameter of `net` by name: fetch(name, expected torch shape)
+// returns an fp32 tensor of that shape or throws FormatError naming the
+// source tensor. Afterwards the model is put in eval mode, converted to
+// `dtype` and frozen.
+using WeightFetcher = std::function<torch::Tensor(const std::string& name, const std::vector<int64_t>& shape)>;
+void load_weights(CausalLmImpl& net, const WeightFetcher& fetch);
+void finish_loading(Model::Impl& impl, DType dtype);
+
+// GGUF (`llama` architecture) tensor name for a Hugging Face parameter name;
+// *permute_heads is set to the head count when the rows must be (un)permuted
+// between the two rotary layouts (q/k), else 0. Empty when there is none.
+std::string gguf_name_for(const std::string& hf_name, const ModelConfig& cfg, int64_t* permute_heads);
+// Row reordering between layouts: Hugging Face half-split pairs (i, i+hd/2) <->
+// GGUF adjacent pairs (2i, 2i+1). Works on [rows, in] and [rows] tensors.
+torch::Tensor gguf_to_hf_rows(const torch::Tensor& w, int64_t n_heads);
+torch::Tensor hf_to_gguf_rows(const torch::Tensor& w, int64_t n_heads);
 
 // Builds a Model from a GGUF file (src/model/load-gguf.cpp).
 std::unique_ptr<Model::Impl> load_gguf_model(const std::string& path, const LoadParams& params);

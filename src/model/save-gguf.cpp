@@ -9,14 +9,6 @@ namespace memskew {
 
 namespace {
 
-// Inverse of load-gguf.cpp's unpermute_rows: Hugging Face's half-split rotary
-// pairs (i, i + hd/2) -> GGUF's adjacent pairs (2i, 2i+1), as llama.cpp's
-// convert_hf_to_gguf.py permute() does.
-torch::Tensor permute_rows(const torch::Tensor& w, int64_t n_heads) {
-    const int64_t rows = w.size(0), in = w.size(1), hd = rows / n_heads;
-    return w.reshape({n_heads, 2, hd / 2, in}).transpose(1, 2).reshape({rows, in}).contiguous();
-}
-
 void put_vocab(const Vocab& v, GgufWriter& w) {
     w.set("tokenizer.ggml.model", GgufValue::from_string(v.model));
     if (v.model == "gpt2") w.set("tokenizer.ggml.pre", GgufValue::from_string(v.pre));
@@ -45,6 +37,9 @@ void Model::save_gguf(const std::string& path, GgmlType stored) const {
         throw InvalidInput("GGUF output type must be F32, F16 or BF16");
     c10::InferenceMode guard;
     const ModelConfig& c = impl_->config;
+    if (c.arch != "llama")
+        throw InvalidInput(fmt::format("GGUF output supports the llama architecture, not '{}'", c.arch),
+                           "write a Hugging Face folder instead (memskew convert --to hf)");
     auto& net = *impl_->net;
     GgufWriter w;
     w.set("general.architecture", GgufValue::from_string("llama"));
@@ -61,23 +56,15 @@ void Model::save_gguf(const std::string& path, GgmlType stored) const {
     w.set("llama.attention.layer_norm_rms_epsilon", GgufValue::from_float32(static_cast<float>(c.norm_eps)));
     w.set("llama.vocab_size", GgufValue::from_uint32(static_cast<uint32_t>(c.n_vocab)));
     put_vocab(impl_->tokenizer->vocab(), w);
-    // Norm weights stay F32, as llama.cpp's converter keeps 1-D tensors.
-    put_tensor(w, "token_embd.weight", net.model->embed_tokens->weight, stored);
-    for (int64_t l = 0; l < c.n_layers; ++l) {
-        auto* layer = net.model->layers[l]->as<LlamaLayerImpl>();
-        auto name = [&](const char* n) { return fmt::format("blk.{}.{}.weight", l, n); };
-        put_tensor(w, name("attn_norm"), layer->input_layernorm->weight, GgmlType::kF32);
-        put_tensor(w, name("attn_q"), permute_rows(layer->self_attn->q_proj->weight.to(torch::kFloat), c.n_heads), stored);
-        put_tensor(w, name("attn_k"), permute_rows(layer->self_attn->k_proj->weight.to(torch::kFloat), c.n_kv_heads), stored);
-        put_tensor(w, name("attn_v"), layer->self_attn->v_proj->weight, stored);
-        put_tensor(w, name("attn_output"), layer->self_attn->o_proj->weight, stored);
-        put_tensor(w, name("ffn_norm"), layer->post_attention_layernorm->weight, GgmlType::kF32);
-        put_tensor(w, name("ffn_gate"), layer->mlp->gate_proj->weight, stored);
-        put_tensor(w, name("ffn_up"), layer->mlp->up_proj->weight, stored);
-        put_tensor(w, name("ffn_down"), layer->mlp->down_proj->weight, stored);
+    // 1-D tensors (norms, biases) stay F32, as llama.cpp's converter keeps them.
+    for (const auto& item : net.named_parameters()) {
+        int64_t heads = 0;
+        const std::string name = gguf_name_for(item.key(), c, &heads);
+        if (name.empty()) throw InvalidInput(fmt::format("parameter '{}' has no GGUF name", item.key()));
+        auto t = item.value().detach().to(torch::kFloat);
+        if (heads) t = hf_to_gguf_rows(t, heads);
+        put_tensor(w, name, t, t.dim() == 1 ? GgmlType::kF32 : stored);
     }
-    put_tensor(w, "output_norm.weight", net.model->norm->weight, GgmlType::kF32);
-    if (!c.tied_output) put_tensor(w, "output.weight", net.lm_head->weight, stored);
     with_context("error writing " + path, [&] { w.write(path); });
 }
 
@@ -92,18 +79,19 @@ std::shared_ptr<Model> Model::random_llama(const ModelConfig& config, Vocab voca
     impl->dtype = params.dtype;
     impl->path = "(random)";
     torch::manual_seed(seed);
-    impl->net = Llama(impl->config);
+    impl->net = make_causal_lm(impl->config);
     {
         torch::NoGradGuard no_grad;
         for (auto& item : impl->net->named_parameters()) {
             auto& p = item.value();
-            if (p.dim() == 1) p.fill_(1.0);  // norm weights
+            const auto& key = item.key();
+            const bool is_bias = key.size() >= 5 && key.compare(key.size() - 5, 5, ".bias") == 0;
+            if (is_bias) p.normal_(0.0, init_std);
+            else if (p.dim() == 1) p.fill_(1.0);  // norm weights
             else p.normal_(0.0, init_std);
         }
     }
-    impl->net->eval();
-    if (params.dtype == DType::kBF16) impl->net->to(torch::kBFloat16);
-    for (auto& p : impl->net->parameters()) p.set_requires_grad(false);
+    finish_loading(*impl, params.dtype);
     return std::make_shared<Model>(std::move(impl));
 }
 

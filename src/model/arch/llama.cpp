@@ -1,0 +1,111 @@
+// Llama family (Llama 2/3, Mistral, TinyLlama, SmolLM, Qwen2): RMSNorm,
+// rotary, grouped-query attention, SwiGLU. Parameter names as Hugging Face's
+// LlamaForCausalLM: model.embed_tokens, model.layers.N.{self_attn.{q,k,v,o}_proj,
+// mlp.{gate,up,down}_proj, input_layernorm, post_attention_layernorm},
+// model.norm, lm_head (absent when tied).
+#include "model/arch/arch.h"
+#include "model/layers.h"
+
+namespace memskew {
+
+namespace {
+
+struct AttentionImpl : torch::nn::Module {
+    explicit AttentionImpl(const ModelConfig& c) {
+        const int64_t hd = c.head_dim();
+        q_proj = register_module("q_proj", Linear(c.dim, c.n_heads * hd, c.qkv_bias));
+        k_proj = register_module("k_proj", Linear(c.dim, c.n_kv_heads * hd, c.qkv_bias));
+        v_proj = register_module("v_proj", Linear(c.dim, c.n_kv_heads * hd, c.qkv_bias));
+        o_proj = register_module("o_proj", Linear(c.n_heads * hd, c.dim, c.o_bias));
+    }
+    Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+};
+TORCH_MODULE(Attention);
+
+struct MlpImpl : torch::nn::Module {
+    explicit MlpImpl(const ModelConfig& c) : act(c.hidden_act) {
+        gate_proj = register_module("gate_proj", Linear(c.dim, c.ffn_dim, c.mlp_bias));
+        up_proj = register_module("up_proj", Linear(c.dim, c.ffn_dim, c.mlp_bias));
+        down_proj = register_module("down_proj", Linear(c.ffn_dim, c.dim, c.mlp_bias));
+    }
+    torch::Tensor forward(const torch::Tensor& x) {
+        return down_proj(activation(act, gate_proj(x)) * up_proj(x));
+    }
+    Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+    std::string act;
+};
+TORCH_MODULE(Mlp);
+
+struct LayerImpl : torch::nn::Module {
+    explicit LayerImpl(const ModelConfig& c) {
+        self_attn = register_module("self_attn", Attention(c));
+        mlp = register_module("mlp", Mlp(c));
+        input_layernorm = register_module("input_layernorm", Norm(c.dim, c.norm_eps, false));
+        post_attention_layernorm = register_module("post_attention_layernorm", Norm(c.dim, c.norm_eps, false));
+    }
+    Attention self_attn{nullptr};
+    Mlp mlp{nullptr};
+    Norm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+};
+TORCH_MODULE(Layer);
+
+struct BackboneImpl : torch::nn::Module {
+    explicit BackboneImpl(const ModelConfig& c) {
+        embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.n_vocab, c.dim));
+        layers = register_module("layers", torch::nn::ModuleList());
+        for (int64_t l = 0; l < c.n_layers; ++l) layers->push_back(Layer(c));
+        norm = register_module("norm", Norm(c.dim, c.norm_eps, false));
+    }
+    torch::nn::Embedding embed_tokens{nullptr};
+    torch::nn::ModuleList layers;
+    Norm norm{nullptr};
+};
+TORCH_MODULE(Backbone);
+
+class LlamaLm : public CausalLmImpl {
+public:
+    explicit LlamaLm(const ModelConfig& c) : CausalLmImpl(c), rotary_(c) {
+        model = register_module("model", Backbone(c));
+        if (!c.tied_output) lm_head = register_module("lm_head", Linear(c.dim, c.n_vocab, false));
+    }
+
+    torch::Tensor forward_hidden(const torch::Tensor& ids, const torch::Tensor& pos, KvCache* cache) override {
+        const int64_t B = ids.size(0), T = ids.size(1);
+        const int64_t H = cfg_.n_heads, Hkv = cfg_.n_kv_heads, hd = cfg_.head_dim();
+        auto h = model->embed_tokens(ids);  // [B, T, D]
+        const auto [cos, sin] = rotary_.tables(pos);
+        const AttentionMask mask = make_attention_mask(pos, cache);
+        for (int64_t l = 0; l < cfg_.n_layers; ++l) {
+            auto* layer = model->layers[l]->as<LayerImpl>();
+            auto& attn = layer->self_attn;
+            auto x = layer->input_layernorm(h);
+            auto q = attn->q_proj(x).view({B, T, H, hd}).transpose(1, 2);    // [B, H, T, hd]
+            auto k = attn->k_proj(x).view({B, T, Hkv, hd}).transpose(1, 2);  // [B, Hkv, T, hd]
+            auto v = attn->v_proj(x).view({B, T, Hkv, hd}).transpose(1, 2);  // [B, Hkv, T, hd]
+            q = rotary_.apply(q, cos, sin);
+            k = rotary_.apply(k, cos, sin);
+            h = h + attn->o_proj(attend(q, k, v, mask, pos, cache, l));
+            h = h + layer->mlp(layer->post_attention_layernorm(h));
+        }
+        return model->norm(h);
+    }
+
+    torch::Tensor project(const torch::Tensor& h) override {
+        if (lm_head) return lm_head(h);
+        return torch::matmul(h, model->embed_tokens->weight.t());
+    }
+
+    void set_rope_freq_factors(const torch::Tensor& factors) override { rotary_.set_freq_factors(factors); }
+
+    Backbone model{nullptr};
+    Linear lm_head{nullptr};
+
+private:
+    Rotary rotary_;
+};
+
+}  // namespace
+
+std::shared_ptr<CausalLmImpl> make_llama(const ModelConfig& cfg) { return std::make_shared<LlamaLm>(cfg); }
+
+}  // namespace memskew

@@ -1,0 +1,63 @@
+// Causal language models as LibTorch modules whose parameters carry the
+// Hugging Face checkpoint names, so weights load 1:1 and LoRA adapters in PEFT
+// format address them directly. Architecture differences live only in
+// src/model/arch/<name>.cpp, built from the shared helpers in layers.h.
+//
+// Shape legend:
+//   B batch, T tokens in this call, S key slots (cache length), D hidden size,
+//   H query heads, Hkv key/value heads, hd head dim, F FFN size, V vocabulary,
+//   N gathered rows.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <vector>
+
+#include "memskew/model.h"
+
+namespace memskew {
+
+// Per-run key/value cache. Slot s of sequence b holds the keys/values of the
+// token at position s of that sequence, so positions double as slot indices.
+struct KvCache {
+    std::vector<torch::Tensor> k;  // per layer [B, Hkv, S_cap, hd]
+    std::vector<torch::Tensor> v;  // per layer [B, Hkv, S_cap, hd]
+    int64_t capacity = 0;
+
+    static KvCache allocate(const ModelConfig& cfg, int64_t batch, int64_t capacity, torch::Dtype dtype);
+    // Keeps only the given batch rows (after some sequences finished).
+    void select_rows(const torch::Tensor& rows);
+};
+
+class CausalLmImpl : public torch::nn::Module {
+public:
+    explicit CausalLmImpl(const ModelConfig& cfg) : cfg_(cfg) {}
+    ~CausalLmImpl() override = default;
+
+    // ids [B, T] int64, pos [B, T] int64 (absolute positions). With a cache,
+    // keys/values are written at slots pos and attention spans the cache;
+    // without one, attention spans this call's tokens. Key slot s is visible
+    // to query (b, t) iff key_pos(b, s) <= pos(b, t): causal, and padding
+    // placed after the real tokens is never seen by them.
+    // Returns the final-normed hidden states [B, T, D].
+    virtual torch::Tensor forward_hidden(const torch::Tensor& ids, const torch::Tensor& pos,
+                                         KvCache* cache = nullptr) = 0;
+    // Output projection of gathered rows: h [N, D] -> logits [N, V] (compute dtype).
+    virtual torch::Tensor project(const torch::Tensor& h) = 0;
+
+    // Per-frequency rotary divisors (GGUF rope_freqs.weight); rotary models only.
+    virtual void set_rope_freq_factors(const torch::Tensor& factors);
+
+    const ModelConfig& config() const { return cfg_; }
+    torch::Dtype dtype() const { return parameters().front().scalar_type(); }
+
+protected:
+    ModelConfig cfg_;
+};
+
+// Builds the module for cfg.arch ("llama", "gptneox", "gpt2") with
+// uninitialised weights; throws FormatError for an unknown architecture.
+std::shared_ptr<CausalLmImpl> make_causal_lm(const ModelConfig& cfg);
+
+}  // namespace memskew

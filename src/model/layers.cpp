@@ -1,0 +1,158 @@
+#include "model/layers.h"
+
+#include <cmath>
+#include <limits>
+
+namespace memskew {
+
+namespace F = torch::nn::functional;
+
+KvCache KvCache::allocate(const ModelConfig& cfg, int64_t batch, int64_t capacity, torch::Dtype dtype) {
+    KvCache c;
+    c.capacity = capacity;
+    const auto opts = torch::TensorOptions().dtype(dtype);
+    for (int64_t l = 0; l < cfg.n_layers; ++l) {
+        c.k.push_back(torch::zeros({batch, cfg.n_kv_heads, capacity, cfg.head_dim()}, opts));
+        c.v.push_back(torch::zeros({batch, cfg.n_kv_heads, capacity, cfg.head_dim()}, opts));
+    }
+    return c;
+}
+
+void KvCache::select_rows(const torch::Tensor& rows) {
+    for (auto& t : k) t = t.index_select(0, rows);
+    for (auto& t : v) t = t.index_select(0, rows);
+}
+
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool has_bias, bool conv1d)
+    : in_features(in), out_features(out), conv1d_layout(conv1d) {
+    weight = register_parameter("weight", conv1d ? torch::empty({in, out}) : torch::empty({out, in}));
+    if (has_bias) bias = register_parameter("bias", torch::zeros({out}));
+}
+
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+    if (conv1d_layout) {
+        auto y = torch::matmul(x, weight);
+        return bias.defined() ? y + bias : y;
+    }
+    return F::linear(x, weight, bias.defined() ? bias : torch::Tensor());
+}
+
+NormImpl::NormImpl(int64_t dim, double eps_, bool layer_norm_) : eps(eps_), layer_norm(layer_norm_) {
+    weight = register_parameter("weight", torch::ones({dim}));
+    if (layer_norm) bias = register_parameter("bias", torch::zeros({dim}));
+}
+
+torch::Tensor NormImpl::forward(const torch::Tensor& x) {
+    if (layer_norm) {
+        // As torch's LayerNorm, computed in fp32 for low-precision inputs.
+        auto y = F::layer_norm(x.to(torch::kFloat), F::LayerNormFuncOptions({x.size(-1)})
+                                                         .weight(weight.to(torch::kFloat))
+                                                         .bias(bias.to(torch::kFloat))
+                                                         .eps(eps));
+        return y.to(x.scalar_type());
+    }
+    // As Hugging Face's LlamaRMSNorm: normalize in fp32, cast back, then scale.
+    auto xf = x.to(torch::kFloat);
+    auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
+    return weight * normed.to(x.scalar_type());
+}
+
+torch::Tensor activation(const std::string& name, const torch::Tensor& x) {
+    if (name == "silu") return F::silu(x);
+    if (name == "gelu") return F::gelu(x);  // exact (erf)
+    if (name == "relu") return F::relu(x);
+    // gelu_new / gelu_fast / gelu_pytorch_tanh: the tanh approximation.
+    constexpr double kSqrt2OverPi = 0.7978845608028654;
+    return 0.5 * x * (1.0 + torch::tanh(kSqrt2OverPi * (x + 0.044715 * torch::pow(x, 3))));
+}
+
+Rotary::Rotary(const ModelConfig& cfg) : cfg_(cfg), rotary_dim_(cfg.rotary_dim()) { rebuild(); }
+
+void Rotary::set_freq_factors(const torch::Tensor& factors) {
+    factors_ = factors.to(torch::kDouble).reshape({-1});
+    rebuild();
+}
+
+void Rotary::rebuild() {
+    if (rotary_dim_ == 0) return;
+    auto inv_freq = 1.0 / torch::pow(torch::tensor(cfg_.rope_base, torch::kDouble),
+                                     torch::arange(0, rotary_dim_, 2, torch::kDouble) / static_cast<double>(rotary_dim_));
+    if (cfg_.rope_scaling == "linear") {
+        inv_freq = inv_freq / cfg_.rope_factor;
+    } else if (cfg_.rope_scaling == "llama3") {
+        // Hugging Face's _compute_llama3_parameters.
+        const double factor = cfg_.rope_factor, lo = cfg_.rope_low_freq_factor, hi = cfg_.rope_high_freq_factor;
+        const double old_ctx = static_cast<double>(cfg_.rope_original_ctx);
+        const double low_freq_wavelen = old_ctx / lo, high_freq_wavelen = old_ctx / hi;
+        auto wavelen = 2.0 * M_PI / inv_freq;
+        auto scaled = torch::where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq);
+        auto smooth = (old_ctx / wavelen - lo) / (hi - lo);
+        auto smoothed = (1.0 - smooth) * scaled / factor + smooth * scaled;
+        auto medium = (wavelen >= high_freq_wavelen).logical_and(wavelen <= low_freq_wavelen);
+        inv_freq = torch::where(medium, smoothed, scaled);
+    }
+    if (factors_.defined()) inv_freq = inv_freq / factors_;
+    auto t = torch::arange(cfg_.max_ctx, torch::kDouble);
+    auto freqs = torch::outer(t, inv_freq);     // [ctx, rot/2]
+    auto emb = torch::cat({freqs, freqs}, -1);  // [ctx, rot]
+    cos_ = emb.cos().to(torch::kFloat);
+    sin_ = emb.sin().to(torch::kFloat);
+}
+
+std::pair<torch::Tensor, torch::Tensor> Rotary::tables(const torch::Tensor& pos) const {
+    const int64_t B = pos.size(0), T = pos.size(1);
+    auto flat = pos.reshape({-1});
+    return {cos_.index_select(0, flat).view({B, 1, T, rotary_dim_}),
+            sin_.index_select(0, flat).view({B, 1, T, rotary_dim_})};
+}
+
+torch::Tensor Rotary::apply(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) const {
+    const auto dt = x.scalar_type();
+    const int64_t hd = x.size(-1);
+    auto rot = x.narrow(-1, 0, rotary_dim_).to(torch::kFloat);
+    const int64_t half = rotary_dim_ / 2;
+    auto rotated = torch::cat({-rot.narrow(-1, half, half), rot.narrow(-1, 0, half)}, -1);
+    auto out = (rot * cos + rotated * sin).to(dt);
+    if (rotary_dim_ == hd) return out;
+    return torch::cat({out, x.narrow(-1, rotary_dim_, hd - rotary_dim_)}, -1);
+}
+
+AttentionMask make_attention_mask(const torch::Tensor& pos, const KvCache* cache) {
+    const int64_t B = pos.size(0), T = pos.size(1);
+    int64_t n_slots = T;
+    torch::Tensor key_pos;  // [B, S]
+    if (cache) {
+        n_slots = pos.max().item<int64_t>() + 1;
+        TORCH_CHECK(n_slots <= cache->capacity, "KV cache overflow");
+        key_pos = torch::arange(n_slots, torch::kLong).unsqueeze(0).expand({B, n_slots});
+    } else {
+        key_pos = pos;
+    }
+    auto visible = key_pos.unsqueeze(1) <= pos.unsqueeze(2);  // [B, T, S]
+    auto mask = torch::zeros({B, T, n_slots}, torch::kFloat)
+                    .masked_fill_(visible.logical_not(), -std::numeric_limits<float>::infinity())
+                    .view({B, 1, 1, T, n_slots});
+    return {mask, n_slots};
+}
+
+torch::Tensor attend(const torch::Tensor& q, torch::Tensor k, torch::Tensor v, const AttentionMask& mask,
+                     const torch::Tensor& pos, KvCache* cache, int64_t layer) {
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2), hd = q.size(3);
+    const int64_t Hkv = k.size(1), R = H / Hkv;
+    const auto dt = q.scalar_type();
+    if (cache) {
+        auto idx = pos.view({B, 1, T, 1}).expand({B, Hkv, T, hd});
+        cache->k[layer].scatter_(2, idx, k);
+        cache->v[layer].scatter_(2, idx, v);
+        k = cache->k[layer].narrow(2, 0, mask.n_slots);  // [B, Hkv, S, hd]
+        v = cache->v[layer].narrow(2, 0, mask.n_slots);
+    }
+    auto qg = q.reshape({B, Hkv, R, T, hd});
+    auto scores = torch::matmul(qg, k.unsqueeze(2).transpose(-1, -2));  // [B, Hkv, R, T, S]
+    scores = scores.to(torch::kFloat) * (1.0 / std::sqrt(static_cast<double>(hd))) + mask.mask;
+    auto probs = torch::softmax(scores, -1).to(dt);
+    auto out = torch::matmul(probs, v.unsqueeze(2));  // [B, Hkv, R, T, hd]
+    return out.view({B, H, T, hd}).transpose(1, 2).reshape({B, T, H * hd});
+}
+
+}  // namespace memskew

@@ -1,0 +1,75 @@
+// Layer helpers shared by the architectures in src/model/arch/.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+#include "memskew/model.h"
+#include "model/causal-lm.h"
+
+namespace memskew {
+
+// A linear layer with Hugging Face parameter names ("weight", "bias"). Every
+// projection of every architecture goes through it, so LoRA enters in one
+// place. conv1d_layout: GPT-2's Conv1D stores weight as [in, out].
+struct LinearImpl : torch::nn::Module {
+    LinearImpl(int64_t in, int64_t out, bool bias, bool conv1d_layout = false);
+    torch::Tensor forward(const torch::Tensor& x);
+    int64_t in_features, out_features;
+    bool conv1d_layout;
+    torch::Tensor weight;  // [out, in], or [in, out] in Conv1D layout
+    torch::Tensor bias;    // [out] or undefined
+};
+TORCH_MODULE(Linear);
+
+// Normalization with a "weight" (and, for LayerNorm, a "bias") parameter.
+struct NormImpl : torch::nn::Module {
+    NormImpl(int64_t dim, double eps, bool layer_norm);
+    torch::Tensor forward(const torch::Tensor& x);
+    torch::Tensor weight, bias;
+    double eps;
+    bool layer_norm;
+};
+TORCH_MODULE(Norm);
+
+torch::Tensor activation(const std::string& name, const torch::Tensor& x);
+
+// Rotary position embeddings in the Hugging Face layout: the first rotary_dim
+// dims of each head rotate, pairs (i, i + rotary_dim/2), frequency
+// base^(-2i/rotary_dim), with optional linear / llama3 scaling.
+class Rotary {
+public:
+    explicit Rotary(const ModelConfig& cfg);
+    // Per-frequency divisors (GGUF rope_freqs.weight), [rotary_dim/2].
+    void set_freq_factors(const torch::Tensor& factors);
+    // cos/sin for positions pos [B, T] -> [B, 1, T, rotary_dim] (fp32).
+    std::pair<torch::Tensor, torch::Tensor> tables(const torch::Tensor& pos) const;
+    // Applies rotary to x [B, heads, T, hd] (rotating the first rotary_dim dims).
+    torch::Tensor apply(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) const;
+    int64_t rotary_dim() const { return rotary_dim_; }
+
+private:
+    void rebuild();
+    ModelConfig cfg_;
+    int64_t rotary_dim_;
+    torch::Tensor factors_;
+    torch::Tensor cos_, sin_;  // [max_ctx, rotary_dim]
+};
+
+// Additive attention mask [B, 1, 1, T, S] (0 visible, -inf hidden) and the
+// number of key slots S, for the visibility rule of CausalLmImpl::forward_hidden.
+struct AttentionMask {
+    torch::Tensor mask;
+    int64_t n_slots;
+};
+AttentionMask make_attention_mask(const torch::Tensor& pos, const KvCache* cache);
+
+// Scaled dot-product attention over q [B, H, T, hd] and this call's k, v
+// [B, Hkv, T, hd]; writes k, v to the cache (when given) and attends over it.
+// Grouped-query: query heads h*R..h*R+R-1 share KV head h (R = H / Hkv).
+// Returns [B, T, H*hd].
+torch::Tensor attend(const torch::Tensor& q, torch::Tensor k, torch::Tensor v, const AttentionMask& mask,
+                     const torch::Tensor& pos, KvCache* cache, int64_t layer);
+
+}  // namespace memskew
