@@ -145,7 +145,7 @@ std::string render_prompt(const Sample& sample, const PromptTemplate& tmpl);
 // ---------------------------------------------------------------------------
 // Loading
 
-struct LoadParams {
+struct DatasetParams {
     FileKind file_kind = FileKind::kAuto;
     RecordFormat format = RecordFormat::kAuto;
     // Field mapping; empty = the format's default name. prompt_field is the
@@ -219,7 +219,7 @@ struct Dataset {
 // Reads and maps a dataset file. Throws IoError (unreadable), FormatError
 // (malformed content, missing/mistyped fields, invalid UTF-8, empty
 // references, duplicate ids, no usable samples) or InvalidInput (bad params).
-Dataset load_dataset(const std::string& path, const LoadParams& params = {});
+Dataset load_dataset(const std::string& path, const DatasetParams& params = {});
 
 // The content-hash id: XXH3-64 of the template-independent sample content
 // (system, user content, input or turns, and the reference), 16 hex digits.

@@ -145,7 +145,8 @@ float bf16_to_fp32(uint16_t h);
 uint16_t fp32_to_bf16(float f);
 
 // Writes GGUF v3 files. Tensors are given as fp32 row-major data with a torch
-// shape and stored as F32, F16 or BF16. The file is written to a temporary
+// shape and stored as F32, F16, BF16, or quantized to Q8_0 / Q4_0 with ggml's
+// reference quantizers (rows must be multiples of 32). The file is written to a temporary
 // name and renamed into place, so a failed write never leaves a partial file.
 class GgufWriter {
 public:

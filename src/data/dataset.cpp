@@ -150,12 +150,12 @@ struct FieldMap {
     std::vector<std::string> messages;  // chat: candidates, first present wins
 };
 
-std::vector<std::string> chat_keys(const LoadParams& p) {
+std::vector<std::string> chat_keys(const DatasetParams& p) {
     if (!p.messages_field.empty()) return {p.messages_field};
     return {"messages", "conversations"};
 }
 
-FieldMap field_map(RecordFormat format, const LoadParams& p) {
+FieldMap field_map(RecordFormat format, const DatasetParams& p) {
     FieldMap m;
     m.format = format;
     m.id = p.id_field;
@@ -192,7 +192,7 @@ FieldMap field_map(RecordFormat format, const LoadParams& p) {
     return m;
 }
 
-RecordFormat detect_format(const std::vector<std::string>& keys, const LoadParams& p, const std::string& path) {
+RecordFormat detect_format(const std::vector<std::string>& keys, const DatasetParams& p, const std::string& path) {
     auto has = [&](const std::string& k) { return std::find(keys.begin(), keys.end(), k) != keys.end(); };
     for (const auto& k : chat_keys(p))
         if (has(k)) return RecordFormat::kChat;
@@ -221,7 +221,7 @@ std::string normalize_role(std::string_view role) {
 
 class SampleBuilder {
 public:
-    SampleBuilder(FieldMap map, const LoadParams& params) : map_(std::move(map)), params_(params) {}
+    SampleBuilder(FieldMap map, const DatasetParams& params) : map_(std::move(map)), params_(params) {}
 
     Sample build(const RawRecord& rec) {
         Sample s;
@@ -374,7 +374,7 @@ private:
     }
 
     FieldMap map_;
-    const LoadParams& params_;
+    const DatasetParams& params_;
 };
 
 // Uniform integer in [0, n) from mt19937_64 by rejection: the standard
@@ -389,7 +389,7 @@ uint64_t uniform_below(std::mt19937_64& rng, uint64_t n) {
 
 }  // namespace
 
-Dataset load_dataset(const std::string& path, const LoadParams& params) {
+Dataset load_dataset(const std::string& path, const DatasetParams& params) {
     const auto t0 = std::chrono::steady_clock::now();
     if (params.n_shards == 0 || params.shard_index >= params.n_shards) {
         throw InvalidInput("shard " + std::to_string(params.shard_index) + "/" + std::to_string(params.n_shards) +

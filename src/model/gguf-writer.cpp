@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 
@@ -165,8 +166,52 @@ void GgufWriter::add_tensor(const std::string& name, const std::vector<int64_t>&
             }
             break;
         }
+        case GgmlType::kQ8_0:
+        case GgmlType::kQ4_0: {
+            // ggml's reference quantizers (quantize_row_q8_0_ref / quantize_row_q4_0_ref).
+            const int64_t row = torch_shape.back();
+            if (row % 32 != 0) {
+                throw InvalidInput(fmt::format("GGUF tensor '{}': rows of {} elements cannot be split into "
+                                               "32-element {} blocks",
+                                               name, row, ggml_type_name(static_cast<uint32_t>(stored_type))));
+            }
+            const bool q8 = stored_type == GgmlType::kQ8_0;
+            const size_t n_blocks = count / 32, block_bytes = q8 ? 34 : 18;
+            t.bytes.assign(n_blocks * block_bytes, 0);
+            for (size_t b = 0; b < n_blocks; ++b) {
+                const float* x = data + b * 32;
+                uint8_t* out = t.bytes.data() + b * block_bytes;
+                float d = 0.0f;
+                if (q8) {
+                    float amax = 0.0f;
+                    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+                    d = amax / 127.0f;
+                    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+                    for (int j = 0; j < 32; ++j) out[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::roundf(x[j] * id)));
+                } else {
+                    float amax = 0.0f, max = 0.0f;
+                    for (int j = 0; j < 32; ++j) {
+                        if (std::fabs(x[j]) > amax) {
+                            amax = std::fabs(x[j]);
+                            max = x[j];
+                        }
+                    }
+                    d = max / -8.0f;
+                    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+                    for (int j = 0; j < 16; ++j) {
+                        const int lo = std::min(15, static_cast<int>(static_cast<int8_t>(x[j] * id + 8.5f)));
+                        const int hi = std::min(15, static_cast<int>(static_cast<int8_t>(x[j + 16] * id + 8.5f)));
+                        out[2 + j] = static_cast<uint8_t>(lo | (hi << 4));
+                    }
+                }
+                const uint16_t h = fp32_to_fp16(d);
+                out[0] = static_cast<uint8_t>(h & 0xff);
+                out[1] = static_cast<uint8_t>(h >> 8);
+            }
+            break;
+        }
         default:
-            throw InvalidInput(fmt::format("GGUF tensor '{}': memskew writes F32, F16 or BF16, not {}", name,
+            throw InvalidInput(fmt::format("GGUF tensor '{}': memskew writes F32, F16, BF16, Q8_0 or Q4_0, not {}", name,
                                            ggml_type_name(static_cast<uint32_t>(stored_type))));
     }
     tensors_.push_back(std::move(t));

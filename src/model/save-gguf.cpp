@@ -33,8 +33,9 @@ void put_tensor(GgufWriter& w, const std::string& name, const torch::Tensor& t, 
 }  // namespace
 
 void Model::save_gguf(const std::string& path, GgmlType stored) const {
-    if (stored != GgmlType::kF32 && stored != GgmlType::kF16 && stored != GgmlType::kBF16)
-        throw InvalidInput("GGUF output type must be F32, F16 or BF16");
+    if (stored != GgmlType::kF32 && stored != GgmlType::kF16 && stored != GgmlType::kBF16 &&
+        stored != GgmlType::kQ8_0 && stored != GgmlType::kQ4_0)
+        throw InvalidInput("GGUF output type must be F32, F16, BF16, Q8_0 or Q4_0");
     c10::InferenceMode guard;
     const ModelConfig& c = impl_->config;
     if (c.arch != "llama")
@@ -44,7 +45,13 @@ void Model::save_gguf(const std::string& path, GgmlType stored) const {
     GgufWriter w;
     w.set("general.architecture", GgufValue::from_string("llama"));
     w.set("general.name", GgufValue::from_string(c.name.empty() ? "memskew-model" : c.name));
-    w.set("general.file_type", GgufValue::from_uint32(stored == GgmlType::kF32 ? 0 : stored == GgmlType::kF16 ? 1 : 32));
+    // llama.cpp's LLAMA_FTYPE values.
+    const uint32_t file_type = stored == GgmlType::kF32    ? 0
+                               : stored == GgmlType::kF16  ? 1
+                               : stored == GgmlType::kQ4_0 ? 2
+                               : stored == GgmlType::kQ8_0 ? 7
+                                                           : 32;
+    w.set("general.file_type", GgufValue::from_uint32(file_type));
     w.set("llama.context_length", GgufValue::from_uint32(static_cast<uint32_t>(c.max_ctx)));
     w.set("llama.embedding_length", GgufValue::from_uint32(static_cast<uint32_t>(c.dim)));
     w.set("llama.block_count", GgufValue::from_uint32(static_cast<uint32_t>(c.n_layers)));

@@ -131,7 +131,7 @@ TEST(DataLoad, ShareGptConversations) {
     const auto path = write_file(
         "sg.json",
         R"([{"id": "c1", "system": "S", "conversations": [{"from": "human", "value": "Q1"}, {"from": "gpt", "value": "A1"}]}])");
-    LoadParams p;
+    DatasetParams p;
     p.prompt_template = parse_template("chatml");
     const Dataset ds = load_dataset(path, p);
     ASSERT_EQ(ds.samples.size(), 1u);
@@ -174,7 +174,7 @@ TEST(DataLoad, CsvQuotedFieldsEmbeddedNewlinesCrlf) {
 
 TEST(DataLoad, ExplicitFieldMapping) {
     const auto path = write_file("m.jsonl", "{\"key\": \"k1\", \"q\": \"Question\", \"ctx\": \"C\", \"a\": \"Answer\"}\n");
-    LoadParams p;
+    DatasetParams p;
     p.prompt_field = "q";
     p.input_field = "ctx";
     p.response_field = "a";
@@ -189,7 +189,7 @@ TEST(DataLoad, ExplicitFieldMapping) {
 
     // Overriding one field of a detected format.
     const auto qa = write_file("m2.jsonl", "{\"focus\": \"F\", \"question\": \"Q\", \"answer\": \"A\"}\n");
-    LoadParams p2;
+    DatasetParams p2;
     p2.prompt_field = "focus";
     const Dataset ds2 = load_dataset(qa, p2);
     EXPECT_EQ(ds2.report.format, RecordFormat::kQuestionAnswer);
@@ -198,7 +198,7 @@ TEST(DataLoad, ExplicitFieldMapping) {
 
 TEST(DataLoad, FormatOverride) {
     const auto path = write_file("o.jsonl", "{\"instruction\": \"I\", \"output\": \"O\", \"text\": \"T\"}\n");
-    LoadParams p;
+    DatasetParams p;
     p.format = RecordFormat::kText;
     const Dataset ds = load_dataset(path, p);
     EXPECT_EQ(ds.samples[0].text, "T");
@@ -206,7 +206,7 @@ TEST(DataLoad, FormatOverride) {
 
 TEST(DataLoad, ReferenceEndMarker) {
     const auto path = write_file("em.jsonl", "{\"question\": \"Q\", \"answer\": \"A\"}\n");
-    LoadParams p;
+    DatasetParams p;
     p.prompt_template = parse_template("llama-3");
     p.prompt_template.reference_end_marker = true;
     const Dataset with = load_dataset(path, p);
@@ -219,7 +219,7 @@ TEST(DataLoad, ReferenceEndMarker) {
 
 TEST(DataLoad, ContentHashIdIsTemplateIndependentAndStable) {
     const auto path = write_file("h.jsonl", "{\"instruction\": \"I\", \"input\": \"X\", \"output\": \"O\"}\n");
-    LoadParams p;
+    DatasetParams p;
     const std::string plain = load_dataset(path, p).samples[0].id;
     p.prompt_template = parse_template("chatml");
     EXPECT_EQ(load_dataset(path, p).samples[0].id, plain);
@@ -241,7 +241,7 @@ TEST(DataBad, MalformedJsonLine) {
     const std::string msg = error_of<FormatError>([&] { load_dataset(path); });
     EXPECT_CONTAINS(msg, "bad.jsonl:17: invalid JSON");
 
-    LoadParams p;
+    DatasetParams p;
     p.skip_bad = true;
     const Dataset ds = load_dataset(path, p);
     EXPECT_EQ(ds.samples.size(), 19u);
@@ -258,7 +258,7 @@ TEST(DataBad, TrailingGarbageAndNonObjectLines) {
                                  "[1, 2]\n"
                                  "{\"question\": \"Q2\", \"answer\": \"A2\"}\n");
     EXPECT_CONTAINS(error_of<FormatError>([&] { load_dataset(path); }), "tg.jsonl:1:");
-    LoadParams p;
+    DatasetParams p;
     p.skip_bad = true;
     const Dataset ds = load_dataset(path, p);
     EXPECT_EQ(ds.samples.size(), 1u);
@@ -268,7 +268,7 @@ TEST(DataBad, TrailingGarbageAndNonObjectLines) {
 
 TEST(DataBad, MalformedJsonArrayIsFatal) {
     const auto path = write_file("bad.json", "[\n{\"question\": \"Q\", \"answer\": \"A\"},\n{\"question\": \"Q\" \"answer\": 1}\n]");
-    LoadParams p;
+    DatasetParams p;
     p.skip_bad = true;
     const std::string msg = error_of<FormatError>([&] { load_dataset(path, p); });
     EXPECT_CONTAINS(msg, "bad.json:");
@@ -282,7 +282,7 @@ TEST(DataBad, MissingFieldNamesFieldFormatAndPresentFields) {
     const std::string msg = error_of<FormatError>([&] { load_dataset(path); });
     EXPECT_CONTAINS(msg, "mf.jsonl:2: missing field 'output' required by format alpaca");
     EXPECT_CONTAINS(msg, "fields present: instruction, input, result");
-    LoadParams p;
+    DatasetParams p;
     p.skip_bad = true;
     const Dataset ds = load_dataset(path, p);
     EXPECT_EQ(ds.samples.size(), 1u);
@@ -302,13 +302,13 @@ TEST(DataBad, EmptyReference) {
                                  "{\"question\": \"Q2\", \"answer\": \"  \"}\n");
     const std::string msg = error_of<FormatError>([&] { load_dataset(path); });
     EXPECT_CONTAINS(msg, "er.jsonl:2: the reference (field 'answer', format question-answer) is empty");
-    LoadParams p;
+    DatasetParams p;
     p.skip_empty_reference = true;
     const Dataset ds = load_dataset(path, p);
     EXPECT_EQ(ds.samples.size(), 1u);
     EXPECT_EQ(ds.report.n_empty_reference, 1u);
     // skip_bad alone does not skip empty references.
-    LoadParams q;
+    DatasetParams q;
     q.skip_bad = true;
     EXPECT_THROW(load_dataset(path, q), FormatError);
 }
@@ -320,7 +320,7 @@ TEST(DataBad, InvalidUtf8NamesLineAndField) {
                                  "{\"question\": \"Q3\", \"source\": \"\xFF\", \"answer\": \"fine\"}\n");
     const std::string msg = error_of<FormatError>([&] { load_dataset(path); });
     EXPECT_CONTAINS(msg, "utf.jsonl:2: field 'answer' holds invalid UTF-8");
-    LoadParams p;
+    DatasetParams p;
     p.skip_bad = true;
     const Dataset ds = load_dataset(path, p);
     // Invalid bytes in a field memskew does not read do not cost the sample.
@@ -346,7 +346,7 @@ TEST(DataBad, WrongValueType) {
                                  "{\"question\": \"Q\", \"answer\": \"A\"}\n");
     const std::string msg = error_of<FormatError>([&] { load_dataset(path); });
     EXPECT_CONTAINS(msg, "wt.jsonl:1: field 'answer': expected a string, found number");
-    LoadParams p;
+    DatasetParams p;
     p.skip_bad = true;
     const Dataset ds = load_dataset(path, p);
     EXPECT_EQ(ds.samples.size(), 1u);
@@ -374,7 +374,7 @@ TEST(DataBad, EmptyFileAndNoUsableSamples) {
     const auto blank = write_file("blank.json", "  \n\n");
     EXPECT_THROW(load_dataset(blank), FormatError);
     const auto all_bad = write_file("allbad.jsonl", "{\"question\": \"Q\", \"answer\": \"\"}\nnot json\n");
-    LoadParams p;
+    DatasetParams p;
     p.skip_bad = true;
     p.skip_empty_reference = true;
     const std::string msg = error_of<FormatError>([&] { load_dataset(all_bad, p); });
@@ -395,7 +395,7 @@ TEST(DataBad, CsvProblems) {
     const auto count = write_file("cnt.csv", "question,answer\nq1,a1\nq2\nq3,a3\n");
     EXPECT_CONTAINS(error_of<FormatError>([&] { load_dataset(count); }),
                     "cnt.csv:3: expected 2 fields (as in the header row), found 1");
-    LoadParams p;
+    DatasetParams p;
     p.skip_bad = true;
     EXPECT_EQ(load_dataset(count, p).samples.size(), 2u);
     const auto open_quote = write_file("oq.csv", "question,answer\nq1,\"never closed\nq2,a2\n");
@@ -413,7 +413,7 @@ TEST(DataBad, SingleMultilineObjectAndNonJson) {
 
 TEST(DataBad, BadParams) {
     const auto path = write_file("bp.jsonl", "{\"question\": \"Q\", \"answer\": \"A\"}\n");
-    LoadParams p;
+    DatasetParams p;
     p.n_shards = 2;
     p.shard_index = 2;
     EXPECT_THROW(load_dataset(path, p), InvalidInput);
@@ -436,7 +436,7 @@ TEST(DataBad, HostileBytesNeverCrash) {
         "\xEF\xBB\xBF",
         "\"just a string\"\n",
     };
-    LoadParams p;
+    DatasetParams p;
     p.skip_bad = true;
     for (size_t i = 0; i < inputs.size(); ++i) {
         const auto path = write_file("hostile" + std::to_string(i) + ".jsonl", inputs[i]);
@@ -461,7 +461,7 @@ TEST(DataIds, DuplicateIdsAreErrorsNamingLines) {
                                  "{\"id\": \"a\", \"question\": \"Q4\", \"answer\": \"A\"}\n");
     const std::string msg = error_of<FormatError>([&] { load_dataset(path); });
     EXPECT_CONTAINS(msg, "2 duplicate sample id(s): 'a' at lines 1 and 3; 'a' at lines 1 and 4");
-    LoadParams p;
+    DatasetParams p;
     p.dedupe_ids = true;
     const Dataset ds = load_dataset(path, p);
     ASSERT_EQ(ds.samples.size(), 4u);
@@ -497,7 +497,7 @@ std::vector<std::string> ids_of(const Dataset& ds) {
 
 TEST(DataOptions, Limit) {
     const auto path = write_file("lim.jsonl", many_records(50));
-    LoadParams p;
+    DatasetParams p;
     p.limit = 7;
     const Dataset ds = load_dataset(path, p);
     ASSERT_EQ(ds.samples.size(), 7u);
@@ -506,7 +506,7 @@ TEST(DataOptions, Limit) {
 
 TEST(DataOptions, SubsetIsDeterministicAndOrdered) {
     const auto path = write_file("sub.jsonl", many_records(200));
-    LoadParams p;
+    DatasetParams p;
     p.subset = 20;
     p.seed = 42;
     const Dataset a = load_dataset(path, p);
@@ -527,7 +527,7 @@ TEST(DataOptions, ShardsPartitionTheSet) {
     constexpr size_t kShards = 4;
     std::multiset<std::string> united;
     for (size_t i = 0; i < kShards; ++i) {
-        LoadParams p;
+        DatasetParams p;
         p.n_shards = kShards;
         p.shard_index = i;
         const Dataset ds = load_dataset(path, p);
@@ -545,7 +545,7 @@ TEST(DataOptions, ShardsPartitionTheSet) {
 
 TEST(DataOptions, SubsetThenShard) {
     const auto path = write_file("ss.jsonl", many_records(100));
-    LoadParams p;
+    DatasetParams p;
     p.subset = 40;
     p.seed = 7;
     const auto subset = ids_of(load_dataset(path, p));
@@ -619,7 +619,7 @@ TEST(DataReal, Alpaca5000) {
     // Records 2336 and 4659 have an empty output (the file is one line).
     const std::string msg = error_of<FormatError>([&] { load_dataset(path); });
     EXPECT_CONTAINS(msg, "alpaca_5000.json:1 (record 2336): the reference (field 'output', format alpaca) is empty");
-    LoadParams p;
+    DatasetParams p;
     p.skip_empty_reference = true;
     p.prompt_template = parse_template("alpaca");
     const Dataset ds = load_dataset(path, p);
@@ -652,7 +652,7 @@ TEST(DataReal, GpteacherCodegen) {
 TEST(DataReal, LlamaFactoryDemoHasDuplicates) {
     MEMSKEW_REQUIRE_SHARED(path, "data/LLaMA-Factory/alpaca_en_demo.json");
     EXPECT_CONTAINS(error_of<FormatError>([&] { load_dataset(path); }), "duplicate sample id(s): '427ed55ab007d1f0' at records");
-    LoadParams p;
+    DatasetParams p;
     p.dedupe_ids = true;
     const Dataset ds = load_dataset(path, p);
     EXPECT_EQ(ds.samples.size(), 999u);
