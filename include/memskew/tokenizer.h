@@ -70,6 +70,21 @@ protected:
 // Loads a tokenizer from a GGUF file (weights or vocab-only).
 std::unique_ptr<Tokenizer> load_tokenizer_gguf(const std::string& path);
 
+// Loads a Hugging Face tokenizer.json (the file, or a folder holding it) with
+// a BPE model: byte-level (GPT-2, GPT-NeoX/Pythia, Falcon, MPT, Llama-3,
+// Qwen2) or SentencePiece-converted with byte_fallback (Llama-2, Mistral).
+// Ids match transformers' AutoTokenizer: added tokens in the text (e.g.
+// "<|endoftext|>") are recognised, and encode(add_special=true) adds what the
+// post_processor adds (tokenizer_config.json's add_bos_token/add_eos_token,
+// when present beside the file, override it; BOS/EOS names come from there
+// too). Anything not reproducible exactly throws FormatError
+// "unsupported ... (tokenizer.json: <json path>)".
+std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path);
+
+// Loads a tokenizer from a GGUF file (by its magic), a tokenizer.json, or a
+// folder holding tokenizer.json.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
+
 // Builds a plain byte-level vocabulary: 256 byte tokens (GPT-2 byte-to-unicode
 // pieces, no merges) plus <s> and </s>. Used by tiny built-in models.
 Vocab make_byte_vocab();

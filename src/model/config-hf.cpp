@@ -69,6 +69,15 @@ std::optional<int64_t> to_int(const simdjson::dom::element& e) {
     }
 }
 
+// A folder's side file, or the file itself when given a path ending in .json
+// (a missing folder then names the file that was looked for).
+std::string side_file_path(const std::string& folder_or_file, const char* name) {
+    const bool json = folder_or_file.size() >= 5 && folder_or_file.compare(folder_or_file.size() - 5, 5, ".json") == 0;
+    std::error_code ec;
+    if (json && !fs::is_directory(folder_or_file, ec)) return folder_or_file;
+    return (fs::path(folder_or_file) / name).string();
+}
+
 // By value: ranging over `e.get_object().value_unsafe()` directly would range
 // over a member of a destroyed temporary.
 simdjson::dom::object object_of(const simdjson::dom::element& e) { return e.get_object().value_unsafe(); }
@@ -85,6 +94,11 @@ public:
     const simdjson::dom::object& raw() const { return obj_; }
     std::string name(const std::string& key) const { return prefix_ + key; }
 
+    // Present, possibly null.
+    bool present(const std::string& key) const {
+        simdjson::dom::element e;
+        return obj_[key].get(e) == simdjson::SUCCESS;
+    }
     // Present and not null.
     std::optional<simdjson::dom::element> get(const std::string& key) const {
         simdjson::dom::element e;
@@ -190,12 +204,58 @@ private:
     std::string prefix_;
 };
 
+// simdjson rejects integers beyond uint64, but transformers writes
+// int(1e30) as "model_max_length": 1000000000000000019884624838656. Appends
+// ".0" to such literals (outside strings) so they parse as doubles.
+std::string widen_big_integers(const std::string& json) {
+    std::string out;
+    out.reserve(json.size() + 16);
+    bool in_string = false;
+    for (size_t i = 0; i < json.size();) {
+        const char ch = json[i];
+        if (in_string) {
+            out += ch;
+            if (ch == '\\' && i + 1 < json.size()) {
+                out += json[i + 1];
+                i += 2;
+                continue;
+            }
+            if (ch == '"') in_string = false;
+            ++i;
+            continue;
+        }
+        if (ch == '"') {
+            in_string = true;
+            out += ch;
+            ++i;
+            continue;
+        }
+        if (ch >= '0' && ch <= '9') {
+            size_t j = i;
+            while (j < json.size() && json[j] >= '0' && json[j] <= '9') ++j;
+            out.append(json, i, j - i);
+            const bool fraction = j < json.size() && (json[j] == '.' || json[j] == 'e' || json[j] == 'E');
+            if (j - i >= 20 && !fraction) out += ".0";
+            i = j;
+            continue;
+        }
+        out += ch;
+        ++i;
+    }
+    return out;
+}
+
 // Owns the parsed document; the root must be an object.
 class JsonDocument {
 public:
     JsonDocument(const std::string& json, const std::string& source) {
         simdjson::dom::element root;
-        if (auto err = parser_.parse(json).get(root); err) {
+        auto err = parser_.parse(json).get(root);
+        if (err == simdjson::NUMBER_ERROR) {
+            widened_ = widen_big_integers(json);
+            err = parser_.parse(widened_).get(root);
+        }
+        if (err) {
             throw FormatError(fmt::format("{}: not valid JSON ({})", source, simdjson::error_message(err)));
         }
         if (root.type() != simdjson::dom::element_type::OBJECT) {
@@ -210,6 +270,7 @@ public:
 
 private:
     simdjson::dom::parser parser_;
+    std::string widened_;
     std::optional<JsonObject> root_;
 };
 
@@ -331,8 +392,8 @@ void parse_llama_family(const JsonObject& cfg, HfConfig& c) {
         c.qkv_bias = true;
         c.o_bias = false;
         if (cfg.bool_or("use_sliding_window", false)) c.sliding_window = cfg.int_or("sliding_window", 4096);
-    } else {  // Mistral: no biases
-        c.sliding_window = cfg.int_or("sliding_window", 4096);
+    } else {  // Mistral: no biases; sliding_window null (v0.2+) means full attention
+        c.sliding_window = cfg.present("sliding_window") ? cfg.int_or("sliding_window", 0) : 4096;
     }
 }
 
@@ -480,11 +541,9 @@ HfConfig parse_hf_config(const std::string& json, const std::string& source) {
 
 HfConfig load_hf_config(const std::string& folder_or_file) {
     std::error_code ec;
-    const std::string path = fs::is_directory(folder_or_file, ec)
-                                 ? (fs::path(folder_or_file) / "config.json").string()
-                                 : folder_or_file;
+    const std::string path = side_file_path(folder_or_file, "config.json");
     if (!fs::exists(path, ec)) {
-        throw IoError(fmt::format("cannot open '{}': no such file", path),
+        throw IoError(fmt::format("cannot open '{}': no such file or folder", path),
                       "a Hugging Face model folder holds config.json next to the weights");
     }
     return parse_hf_config(read_text_file(path), path);
@@ -803,11 +862,9 @@ PeftConfig parse_peft_config(const std::string& json, const std::string& source)
 
 PeftConfig load_peft_config(const std::string& folder_or_file) {
     std::error_code ec;
-    const std::string path = fs::is_directory(folder_or_file, ec)
-                                 ? (fs::path(folder_or_file) / "adapter_config.json").string()
-                                 : folder_or_file;
+    const std::string path = side_file_path(folder_or_file, "adapter_config.json");
     if (!fs::exists(path, ec)) {
-        throw IoError(fmt::format("cannot open '{}': no such file", path),
+        throw IoError(fmt::format("cannot open '{}': no such file or folder", path),
                       "a PEFT adapter folder holds adapter_config.json and adapter_model.safetensors");
     }
     return parse_peft_config(read_text_file(path), path);
@@ -915,11 +972,9 @@ TrainerState parse_trainer_state(const std::string& json, const std::string& sou
 
 TrainerState load_trainer_state(const std::string& folder_or_file) {
     std::error_code ec;
-    const std::string path = fs::is_directory(folder_or_file, ec)
-                                 ? (fs::path(folder_or_file) / "trainer_state.json").string()
-                                 : folder_or_file;
+    const std::string path = side_file_path(folder_or_file, "trainer_state.json");
     if (!fs::exists(path, ec)) {
-        throw IoError(fmt::format("cannot open '{}': no such file", path),
+        throw IoError(fmt::format("cannot open '{}': no such file or folder", path),
                       "Hugging Face Trainer checkpoints (checkpoint-N/) hold trainer_state.json");
     }
     return parse_trainer_state(read_text_file(path), path);

@@ -19,6 +19,9 @@ void register_tokenize(CLI::App& app, Action& action);
 void register_generate(CLI::App& app, Action& action);
 void register_score(CLI::App& app, Action& action);
 void register_demo(CLI::App& app, Action& action);
+void register_probe(CLI::App& app, Action& action);
+void register_export(CLI::App& app, Action& action);
+void register_merge(CLI::App& app, Action& action);
 
 // Options every model-running command shares.
 struct ModelOptions {

@@ -21,6 +21,9 @@ int main(int argc, char** argv) {
     cli::register_tokenize(app, action);
     cli::register_generate(app, action);
     cli::register_score(app, action);
+    cli::register_probe(app, action);
+    cli::register_export(app, action);
+    cli::register_merge(app, action);
     cli::register_demo(app, action);
     try {
         app.parse(argc, argv);

@@ -1,0 +1,83 @@
+// `memskew probe`: audit a model against its SFT dataset, every sample
+// (METHOD M1-M4, M8), into a resumable results store. This layer is the one
+// place that connects data -> tokenizer -> engine -> metrics -> store.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "memskew/data.h"
+#include "memskew/engine.h"
+#include "memskew/metrics.h"
+
+namespace memskew {
+
+// What to do with a sample whose prompt + reference exceed the context.
+enum class TruncatePolicy {
+    kReference,  // keep the prompt, cut the reference's tail to fit (counted)
+    kSkip,       // leave the sample out (counted)
+};
+TruncatePolicy parse_truncate_policy(const std::string& name);  // "reference" | "skip"
+
+struct ProbeParams {
+    std::string model_path;
+    LoadParams load;                // dtype, threads
+    std::string data_path;
+    DatasetParams data;             // formats, template, limit/subset/shard, skip_bad...
+    // Raw text mode: split each text at a token offset (METHOD M1, e.g. 32/32).
+    std::optional<TextSplitParams> text_split;
+    int64_t max_reference_tokens = 0;  // cap L (0: whole reference)
+    TruncatePolicy truncate = TruncatePolicy::kReference;
+    SamplingParams sampling;           // M4 transform
+    SampleMetricsParams metrics;       // k, n tries, min-k fraction...
+    bool generate = false;             // real greedy outputs and M8 overlap metrics
+    bool store_text = true;            // keep prompt/reference/generated text in the store
+    int64_t token_budget = 8192;       // padded tokens per engine batch
+    int64_t max_batch_size = 64;
+    std::string out_path;
+    bool resume = false;
+};
+
+struct ProbeProgress {
+    int64_t done = 0;        // samples finished (this invocation)
+    int64_t total = 0;       // samples to do (this invocation)
+    int64_t tokens = 0;      // prompt + reference tokens processed
+    double seconds = 0.0;
+};
+using ProgressFn = std::function<void(const ProbeProgress&)>;
+
+struct Disagreement {
+    std::string sample_id;
+    int64_t n_pre_teacher_forced = 0;
+    int64_t n_pre_generated = 0;
+};
+
+struct ProbeSummary {
+    std::string out_path;
+    int64_t run_id = 0;
+    bool resumed = false;
+    LoadReport data_report;
+    int64_t n_samples = 0;         // samples in the run after this invocation
+    int64_t n_already_done = 0;    // skipped because a previous invocation stored them
+    int64_t n_probed = 0;          // probed by this invocation
+    int64_t n_truncated = 0;       // references cut to fit the context
+    int64_t n_skipped_long = 0;    // left out under TruncatePolicy::kSkip
+    int64_t n_skipped_short = 0;   // raw text too short to split
+    double mean_n_pre = 0.0;       // over the samples probed now
+    int64_t max_n_pre = 0;
+    std::string max_n_pre_id;
+    int64_t n_exact = 0;
+    int64_t tokens = 0;
+    double seconds = 0.0;
+    double padding_waste = 0.0;    // padded tokens / real tokens - 1
+    // --generate: agreement of generated and teacher-forced n_pre (METHOD M3).
+    int64_t n_generated = 0;
+    std::vector<Disagreement> disagreements;
+};
+
+ProbeSummary run_probe(const ProbeParams& params, const ProgressFn& progress = {});
+
+}  // namespace memskew

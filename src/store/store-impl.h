@@ -1,0 +1,73 @@
+// Internals shared by the store's source files: the schema, the metric column
+// table, opening/validating a store, and run (de)serialization.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "memskew/store.h"
+#include "sqlite-util.h"
+
+namespace memskew::store_detail {
+
+// One metric column: its name in the metrics table and where it lives in
+// MetricsRow. Exactly one of the member pointers is set.
+struct MetricColumn {
+    const char* name;
+    std::optional<int64_t> MetricsRow::*as_int = nullptr;
+    std::optional<double> MetricsRow::*as_real = nullptr;
+    std::optional<bool> MetricsRow::*as_bool = nullptr;
+};
+// In schema order (the order of the table's columns and of exports).
+const std::vector<MetricColumn>& metric_columns();
+
+// Binds the metric columns to positions first.. first+n-1 and extra_json after.
+void bind_metrics(Statement& st, int first, const MetricsRow& row);
+// Reads them from column positions first.. (and extra_json after).
+MetricsRow read_metrics(const Statement& st, int first);
+// The value of a column as a double (NaN when absent).
+double metric_as_double(const MetricsRow& row, const MetricColumn& col);
+// "n_pre, length, ..., extra_json" with an optional table alias prefix.
+std::string metric_select_list(const std::string& alias = {});
+
+// Creates the schema in an empty database or checks an existing one:
+// application_id, user_version and tables. FormatError for a foreign or newer
+// file. With `create` false an empty database is a FormatError too.
+void init_or_check_schema(Db& db, bool create);
+// Opens a store for writing (created if missing), WAL + synchronous=NORMAL.
+std::unique_ptr<Db> open_store_for_write(const std::string& path, int busy_timeout_ms);
+// Opens an existing store for reading.
+std::unique_ptr<Db> open_store_for_read(const std::string& path);
+
+// SELECT list of the runs table matching read_run().
+extern const char* const kRunSelect;
+RunInfo read_run(const Statement& st);
+std::vector<RunInfo> load_runs(const Db& db);
+std::optional<RunInfo> find_run_by_key(const Db& db, const std::string& key);
+// Inserts a run row; returns its run_id.
+int64_t insert_run(Db& db, const std::string& key, const RunSpec& spec, const std::string& started_at,
+                   const std::optional<std::string>& finished_at, RunStatus status,
+                   const std::string& memskew_version);
+
+// Options without the shard field: what the run key and comparisons see.
+nlohmann::json options_for_key(const nlohmann::json& options);
+// Human-readable list of the identity fields where a and b differ.
+std::vector<std::string> diff_specs(const RunSpec& a, const RunSpec& b);
+// Same checkpoint slot: equal (step, epoch), absent == absent.
+bool same_checkpoint(const RunSpec& a, const RunSpec& b);
+std::string describe_checkpoint(const RunSpec& spec);
+
+std::string utc_now_iso8601();
+
+}  // namespace memskew::store_detail
+
+namespace memskew {
+
+struct ResultReader::Impl {
+    std::unique_ptr<store_detail::Db> db;
+    // InvalidInput naming the run ids the store holds when run_id is not one.
+    void require_run(int64_t run_id) const;
+};
+
+}  // namespace memskew
