@@ -231,6 +231,7 @@ Result run(DType dtype, int repeats, int n_threads) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    memskew::ensure_passive_openmp(argc, argv);
     int repeats = 3, n_threads = 0;
     std::string which = "both";
     for (int i = 1; i < argc; ++i) {

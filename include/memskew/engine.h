@@ -55,6 +55,12 @@ private:
 // Sets the number of intra-op threads (0: all cores). Called by Model::load.
 void set_compute_threads(int n_threads);
 
+// OpenMP threads that spin while waiting burn the cores other work needs: on a
+// shared 2-core machine probing ran 7x slower. libgomp reads OMP_WAIT_POLICY
+// only when it loads, so programs call this first thing in main(): when the
+// variable is unset it sets it to PASSIVE and re-executes the program (once).
+void ensure_passive_openmp(int argc, char** argv);
+
 // Sampling transform for METHOD M4: temperature, then top-k, then top-p.
 struct SamplingSpec {
     double temperature = 1.0;

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <unistd.h>
+#include <cstdlib>
 
 #include "memskew/error.h"
 #include "model/model-impl.h"
@@ -14,6 +16,14 @@ namespace memskew {
 void set_compute_threads(int n_threads) {
     if (n_threads <= 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     at::set_num_threads(n_threads);
+}
+
+void ensure_passive_openmp(int argc, char** argv) {
+    (void)argc;
+    if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    execv("/proc/self/exe", argv);
+    // exec failed (no /proc?): carry on with the default policy.
 }
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -7,11 +7,13 @@
 #include <iostream>
 
 #include "cli.h"
+#include "memskew/engine.h"
 #include "memskew/error.h"
 
 
 int main(int argc, char** argv) {
     using namespace memskew;
+    ensure_passive_openmp(argc, argv);
     spdlog::set_level(spdlog::level::warn);
     CLI::App app{"memskew: how much a fine-tuned language model memorized its training data, and where"};
     app.require_subcommand(1);
