@@ -8,7 +8,6 @@
 // The target is 5 MB/s per core for byte-level BPE; the ratio is printed.
 //
 // usage: bench-tokenize [shared-folder] [max-MB]
-#include "memskew/engine.h"
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -49,7 +48,6 @@ Rate measure(const std::vector<std::string>& lines, size_t n_bytes, Fn&& fn) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    memskew::ensure_passive_openmp(argc, argv);
     std::string shared = argc > 1 ? argv[1] : "";
     if (shared.empty()) {
         const char* env = std::getenv("MEMSKEW_SHARED_DIR");
