@@ -52,8 +52,11 @@ torch::Tensor NormImpl::forward(const torch::Tensor& x) {
         return y.to(x.scalar_type());
     }
     // As Hugging Face's LlamaRMSNorm: normalize in fp32, cast back, then scale.
+    // mean(x^2) comes from one reduction (the 2-norm) instead of a squared copy.
     auto xf = x.to(torch::kFloat);
-    auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
+    const double dim = static_cast<double>(x.size(-1));
+    auto norm = at::norm(xf, 2, {-1}, /*keepdim=*/true);  // [..., 1]
+    auto normed = xf * torch::rsqrt(norm * norm / dim + eps);
     return weight * normed.to(x.scalar_type());
 }
 
@@ -147,10 +150,13 @@ torch::Tensor attend(const torch::Tensor& q, torch::Tensor k, torch::Tensor v, c
         k = cache->k[layer].narrow(2, 0, mask.n_slots);  // [B, Hkv, S, hd]
         v = cache->v[layer].narrow(2, 0, mask.n_slots);
     }
-    auto qg = q.reshape({B, Hkv, R, T, hd});
+    // The scale goes on q (smaller than the scores; exact for power-of-two head
+    // dims), the mask is added in place, and softmax accumulates in fp32 inside
+    // the kernel even for bf16 scores: three passes over [.., T, S] instead of five.
+    auto qg = (q * (1.0 / std::sqrt(static_cast<double>(hd)))).reshape({B, Hkv, R, T, hd});
     auto scores = torch::matmul(qg, k.unsqueeze(2).transpose(-1, -2));  // [B, Hkv, R, T, S]
-    scores = scores.to(torch::kFloat) * (1.0 / std::sqrt(static_cast<double>(hd))) + mask.mask;
-    auto probs = torch::softmax(scores, -1).to(dt);
+    scores.add_(dt == torch::kFloat ? mask.mask : mask.mask.to(dt));
+    auto probs = torch::softmax(scores, -1);
     auto out = torch::matmul(probs, v.unsqueeze(2));  // [B, Hkv, R, T, hd]
     return out.view({B, H, T, hd}).transpose(1, 2).reshape({B, T, H * hd});
 }
