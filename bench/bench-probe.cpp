@@ -1,0 +1,149 @@
+// bench-probe: throughput of `memskew probe` (the whole pipeline: dataset,
+// tokenizer, engine, metrics, store) against the raw teacher-forced scoring of
+// the same batches measured in the same run, and the batch planner's padding
+// waste. Targets (issue 4): padding waste <= 10%; probe tokens/s >= 85% of raw
+// scoring tokens/s on the same model.
+//
+//   bench-probe [SHARED_DIR]      (default: ../shared next to the source tree)
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "memskew/data.h"
+#include "memskew/engine.h"
+#include "memskew/gguf.h"
+#include "memskew/probe.h"
+#include "memskew/tokenizer.h"
+
+using namespace memskew;
+namespace fs = std::filesystem;
+
+namespace {
+
+double now() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+struct Figures {
+    double raw_tps = 0, probe_tps = 0, probe_sps = 0, waste = 0;
+    int64_t samples = 0, tokens = 0;
+};
+
+// Raw scoring of exactly the batches the probe plans, then the probe itself.
+Figures measure(const std::string& label, const std::string& model_path, const std::string& data, size_t n,
+                int64_t max_ref, DType dtype, const std::string& tmp) {
+    Figures f;
+    ProbeParams p;
+    p.model_path = model_path;
+    p.load.dtype = dtype;
+    p.data_path = data;
+    p.data.limit = n;
+    p.max_reference_tokens = max_ref;
+    p.out_path = tmp + "/" + label + ".db";
+    fs::remove(p.out_path);
+
+    auto model = Model::load(model_path, p.load);
+    const Tokenizer& tok = model->tokenizer();
+    const Dataset ds = load_dataset(data, p.data);
+    std::vector<ScoreRequest> reqs;
+    std::vector<int64_t> lengths;
+    for (const Sample& s : ds.samples) {
+        ScoreRequest r{tok.encode(s.prompt, true), tok.encode(s.reference, false)};
+        if (max_ref > 0 && static_cast<int64_t>(r.reference.size()) > max_ref) r.reference.resize(max_ref);
+        const int64_t len = static_cast<int64_t>(r.prompt.size() + r.reference.size()) - 1;
+        if (len > model->config().max_ctx) continue;
+        lengths.push_back(len);
+        reqs.push_back(std::move(r));
+    }
+    const auto batches = plan_batches(lengths, p.token_budget, p.max_batch_size);
+    int64_t padded = 0, real = 0, tokens = 0;
+    for (const auto& b : batches) {
+        int64_t longest = 0;
+        for (size_t i : b) {
+            longest = std::max(longest, lengths[i]);
+            real += lengths[i];
+            tokens += static_cast<int64_t>(reqs[i].prompt.size() + reqs[i].reference.size());
+        }
+        padded += longest * static_cast<int64_t>(b.size());
+    }
+    Engine engine(model);
+    ScoreParams sp;
+    sp.sampling = SamplingSpec{};
+    const double t0 = now();
+    for (const auto& b : batches) {
+        std::vector<ScoreRequest> batch;
+        for (size_t i : b) batch.push_back(reqs[i]);
+        engine.score(batch, sp);
+    }
+    const double raw_s = now() - t0;
+    model.reset();
+
+    const double t1 = now();
+    const ProbeSummary s = run_probe(p);
+    const double probe_s = now() - t1;
+    f.samples = s.n_probed;
+    f.tokens = s.tokens;
+    f.raw_tps = tokens / raw_s;
+    f.probe_tps = s.tokens / probe_s;
+    f.probe_sps = s.n_probed / probe_s;
+    f.waste = static_cast<double>(padded) / real - 1.0;
+    std::printf("%-28s %6lld samples %8lld tokens | raw scoring %8.0f tok/s (%.1f s) | probe %8.0f tok/s %7.1f "
+                "samples/s (%.1f s, incl. model load and tokenization) | probe/raw %5.1f%% (target >= 85%%) %s | "
+                "padding waste %4.1f%% (target <= 10%%) %s\n",
+                label.c_str(), static_cast<long long>(f.samples), static_cast<long long>(f.tokens), f.raw_tps, raw_s,
+                f.probe_tps, f.probe_sps, probe_s, 100 * f.probe_tps / f.raw_tps,
+                f.probe_tps >= 0.85 * f.raw_tps ? "PASS" : "MISS", 100 * f.waste, f.waste <= 0.10 ? "PASS" : "MISS");
+    std::fflush(stdout);
+    return f;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    ensure_passive_openmp(argc, argv);
+    const std::string shared = argc > 1 ? argv[1] : std::string(MEMSKEW_SOURCE_DIR) + "/../shared";
+    const std::string data = shared + "/data/medquad.jsonl";
+    const std::string stories = shared + "/models/stories260K/stories260K.gguf";
+    const std::string spm = shared + "/tokenizers/gguf/ggml-vocab-llama-spm.gguf";
+    for (const auto& f : {data, stories, spm}) {
+        if (!fs::exists(f)) {
+            std::fprintf(stderr, "bench-probe: missing %s (pass the shared folder as the first argument)\n", f.c_str());
+            return 2;
+        }
+    }
+    const std::string tmp = (fs::temp_directory_path() / "memskew-bench-probe").string();
+    fs::create_directories(tmp);
+    std::printf("bench-probe: medquad.jsonl, plain template, batches of <= 8192 padded tokens / 64 samples, threads %d\n",
+                at::get_num_threads());
+    std::printf("load average: ");
+    std::fflush(stdout);
+    std::system("cat /proc/loadavg");
+
+    measure("stories260K f32 (2000)", stories, data, 2000, 0, DType::kF32, tmp);
+
+    // A random Llama of a realistic shape with a real 32000-token vocabulary.
+    ModelConfig cfg;
+    cfg.name = "random-llama-134M";
+    cfg.dim = 768;
+    cfg.n_layers = 12;
+    cfg.n_heads = 12;
+    cfg.n_kv_heads = 12;
+    cfg.ffn_dim = 2048;
+    cfg.max_ctx = 2048;
+    const std::string big = tmp + "/random-llama-134M.gguf";
+    if (!fs::exists(big)) {
+        auto g = GgufFile::open(spm);
+        Model::random_llama(cfg, vocab_from_gguf(*g), 42)->save_gguf(big, GgmlType::kBF16);
+    }
+    measure("llama-134M bf16 (200, L<=64)", big, data, 200, 64, DType::kBF16, tmp);
+    std::printf("load average: ");
+    std::fflush(stdout);
+    std::system("cat /proc/loadavg");
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    std::printf("peak memory %.0f MB\n", ru.ru_maxrss / 1024.0);
+    return 0;
+}
