@@ -268,3 +268,27 @@ std::optional<TextSplit> split_text_tokens(const std::vector<int32_t>& ids,
                                            TextSplitCounts* counts = nullptr);
 
 }  // namespace memskew
+
+namespace memskew {
+
+// A synthetic SFT dataset for the demo and tests, needing nothing from outside:
+// fictional patient records and support tickets (question/answer records).
+// It is built to show what memskew measures:
+//   - canaries: some responses carry a unique identifier ("canary" field true);
+//   - repeats: some samples occur several times (as in real scraped data);
+//   - near-duplicate prompts: groups of samples whose prompts differ in one
+//     word but whose responses differ (the data-ambiguous case of METHOD M9).
+// Deterministic in seed. Every record has id, kind, question, answer, canary,
+// copies (how many times its content occurs).
+struct SyntheticParams {
+    size_t n_samples = 240;
+    uint64_t seed = 7;
+    double canary_fraction = 0.05;
+    double repeat_fraction = 0.05;   // samples that occur `repeat_copies` times
+    size_t repeat_copies = 4;
+    double near_duplicate_fraction = 0.15;
+};
+// Writes the dataset as JSONL (atomically: temp file + rename); returns the record count.
+size_t write_synthetic_sft(const std::string& path, const SyntheticParams& params = {});
+
+}  // namespace memskew

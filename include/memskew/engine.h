@@ -25,8 +25,11 @@ struct LoadParams {
 
 class Model {
 public:
-    // Loads a GGUF file. Throws IoError / FormatError naming the file and,
-    // where it applies, the tensor or key.
+    // Loads a GGUF file, or a Hugging Face model folder (config.json +
+    // model.safetensors or a sharded model.safetensors.index.json, with
+    // tokenizer.json beside; `path` may also name the folder's config.json).
+    // Weights are converted from F32/F16/BF16 at load. Throws IoError /
+    // FormatError naming the file and, where it applies, the tensor or key.
     static std::shared_ptr<Model> load(const std::string& path, const LoadParams& params = {});
     // A randomly initialised Llama of the given shape (weights ~ N(0, init_std),
     // norms 1) with the given vocabulary; deterministic for a seed. Used by
@@ -37,6 +40,12 @@ public:
     // architecture (q/k rows permuted to GGUF's interleaved rotary layout).
     // stored: F32, F16 or BF16.
     void save_gguf(const std::string& path, GgmlType stored = GgmlType::kF32) const;
+    // Writes a Hugging Face folder transformers loads: config.json,
+    // model.safetensors (stored: F32, F16 or BF16) and the tokenizer
+    // (tokenizer.json copied when the model came with one; a GGUF vocabulary
+    // is converted, giving the same ids). `folder` must not exist or be empty;
+    // it is written under a temporary name and renamed into place.
+    void save_hf(const std::string& folder, GgmlType stored = GgmlType::kF32) const;
     ~Model();
 
     const ModelConfig& config() const;

@@ -39,13 +39,43 @@ struct ProbeParams {
     int64_t max_batch_size = 64;
     std::string out_path;
     bool resume = false;
+    // Adapters and checkpoints to probe, one run each, all in out_path (in the
+    // order given; a Trainer output folder's checkpoints by step). Each entry
+    // is expanded by expand_probe_targets(). Empty: probe model_path itself.
+    std::vector<std::string> adapters;
 };
 
+// One run of a probe: a model, optionally with a PEFT adapter, and what is
+// known about the training checkpoint it comes from.
+struct ProbeTarget {
+    std::string model_path;    // the model the run loads: the base, or a full-model checkpoint
+    std::string adapter_path;  // "" for none
+    std::optional<int64_t> checkpoint_step;
+    std::optional<double> checkpoint_epoch;  // as trainer_state.json has it (stored rounded)
+    std::optional<double> train_loss;        // the latest logged training loss at that step
+    std::string label;                       // for progress lines: "checkpoint-500", the folder name
+};
+
+// Expands ProbeParams::adapters against the base model `model_path`. Each entry is:
+//   - a PEFT adapter folder (adapter_config.json): one run of the base model
+//     with it; a trainer_state.json beside it (a checkpoint-<step> folder)
+//     gives step, epoch and loss, else a "checkpoint-<N>" folder name gives the step;
+//   - a Trainer output folder holding checkpoint-<step> folders: one run per
+//     checkpoint, sorted by step (a final adapter at the top level is not
+//     probed again); each checkpoint is an adapter folder or a full model;
+//   - a full-model checkpoint (config.json, no adapter_config.json): a run of
+//     that model (Model::load(folder)), without the base.
+// IoError for a missing path; InvalidInput for a folder that is none of these.
+std::vector<ProbeTarget> expand_probe_targets(const std::string& model_path, const std::vector<std::string>& adapters);
+
 struct ProbeProgress {
-    int64_t done = 0;        // samples finished (this invocation)
-    int64_t total = 0;       // samples to do (this invocation)
+    int64_t done = 0;        // samples finished (this invocation, this run)
+    int64_t total = 0;       // samples to do (this invocation, this run)
     int64_t tokens = 0;      // prompt + reference tokens processed
     double seconds = 0.0;
+    int64_t run_index = 0;   // which of n_runs (adapters / checkpoints), from 0
+    int64_t n_runs = 1;
+    std::string run_label;   // ProbeTarget::label; "" without adapters
 };
 using ProgressFn = std::function<void(const ProbeProgress&)>;
 
@@ -59,6 +89,7 @@ struct ProbeSummary {
     std::string out_path;
     int64_t run_id = 0;
     bool resumed = false;
+    ProbeTarget target;            // the model / adapter / checkpoint of the run
     LoadReport data_report;
     int64_t n_samples = 0;         // samples in the run after this invocation
     int64_t n_already_done = 0;    // skipped because a previous invocation stored them
@@ -78,6 +109,14 @@ struct ProbeSummary {
     std::vector<Disagreement> disagreements;
 };
 
+// Probes every target of expand_probe_targets() (or model_path alone), one
+// run each in params.out_path; returns one summary per run, in order. The base
+// model is loaded once; each adapter is attached for its run and unloaded
+// after it (so the base weights are never changed). With params.resume each
+// run resumes independently: finished runs are skipped without loading their
+// adapter, an interrupted one continues, a missing one starts.
+std::vector<ProbeSummary> run_probes(const ProbeParams& params, const ProgressFn& progress = {});
+// run_probes() for a probe of exactly one run (InvalidInput otherwise).
 ProbeSummary run_probe(const ProbeParams& params, const ProgressFn& progress = {});
 
 }  // namespace memskew

@@ -29,12 +29,68 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool has_bias, bool conv1d)
     if (has_bias) bias = register_parameter("bias", torch::zeros({out}));
 }
 
+LoraWeightImpl::LoraWeightImpl(int64_t rows, int64_t cols) {
+    weight = register_parameter("weight", torch::zeros({rows, cols}, torch::kFloat));
+}
+
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+    torch::Tensor y;
     if (conv1d_layout) {
-        auto y = torch::matmul(x, weight);
-        return bias.defined() ? y + bias : y;
+        y = torch::matmul(x, weight);
+        if (bias.defined()) y = y + bias;
+    } else {
+        y = F::linear(x, weight, bias.defined() ? bias : torch::Tensor());
     }
-    return F::linear(x, weight, bias.defined() ? bias : torch::Tensor());
+    if (lora_A.is_empty()) return y;
+    auto xa = x.to(lora_A->weight.scalar_type());
+    if (lora_dropout > 0.0 && is_training()) xa = torch::dropout(xa, lora_dropout, /*train=*/true);
+    auto delta = F::linear(F::linear(xa, lora_A->weight), lora_B->weight) * lora_scaling;  // [.., out]
+    return (y + delta).to(y.scalar_type());
+}
+
+void LinearImpl::attach_lora(int64_t rank, double alpha, double dropout, bool use_rslora, bool trainable) {
+    TORCH_CHECK(rank > 0, "LoRA rank must be positive");
+    if (has_lora()) detach_lora();
+    lora_rank = rank;
+    lora_alpha = alpha;
+    lora_dropout = dropout;
+    lora_scaling = use_rslora ? alpha / std::sqrt(static_cast<double>(rank)) : alpha / static_cast<double>(rank);
+    lora_A = register_module("lora_A", LoraWeight(rank, in_features));
+    lora_B = register_module("lora_B", LoraWeight(out_features, rank));
+    {
+        torch::NoGradGuard no_grad;
+        // kaiming_uniform_(a=sqrt(5)) on [r, in]: U(-1/sqrt(in), 1/sqrt(in)).
+        const double bound = 1.0 / std::sqrt(static_cast<double>(in_features));
+        lora_A->weight.uniform_(-bound, bound);
+    }
+    lora_A->weight.set_requires_grad(trainable);
+    lora_B->weight.set_requires_grad(trainable);
+}
+
+torch::Tensor LinearImpl::lora_delta_weight() const {
+    TORCH_CHECK(has_lora(), "no LoRA adapter attached");
+    auto delta = torch::matmul(lora_B->weight.detach().to(torch::kFloat), lora_A->weight.detach().to(torch::kFloat)) *
+                 lora_scaling;  // [out, in]
+    return conv1d_layout ? delta.t().contiguous() : delta;
+}
+
+void LinearImpl::merge_lora() {
+    if (!has_lora()) return;
+    {
+        torch::NoGradGuard no_grad;
+        weight.add_(lora_delta_weight().to(weight.scalar_type()));
+    }
+    detach_lora();
+}
+
+void LinearImpl::detach_lora() {
+    if (!has_lora()) return;
+    unregister_module("lora_A");
+    unregister_module("lora_B");
+    lora_A = LoraWeight(nullptr);
+    lora_B = LoraWeight(nullptr);
+    lora_rank = 0;
+    lora_alpha = lora_scaling = lora_dropout = 0.0;
 }
 
 NormImpl::NormImpl(int64_t dim, double eps_, bool layer_norm_) : eps(eps_), layer_norm(layer_norm_) {

@@ -10,9 +10,24 @@
 
 namespace memskew {
 
+// One LoRA factor: a module holding only "weight", so the parameters are named
+// "<linear>.lora_A.weight" / "<linear>.lora_B.weight" as in PEFT (whose saved
+// keys are these names behind "base_model.model.").
+struct LoraWeightImpl : torch::nn::Module {
+    LoraWeightImpl(int64_t rows, int64_t cols);
+    torch::Tensor weight;  // [rows, cols]
+};
+TORCH_MODULE(LoraWeight);
+
 // A linear layer with Hugging Face parameter names ("weight", "bias"). Every
 // projection of every architecture goes through it, so LoRA enters in one
 // place. conv1d_layout: GPT-2's Conv1D stores weight as [in, out].
+//
+// LoRA (PEFT's lora.Linear): y = base(x) + dropout(x) A^T B^T * scaling with
+// A = lora_A.weight [r, in], B = lora_B.weight [out, r] in either layout (for
+// Conv1D PEFT sets fan_in_fan_out and transposes only the merged delta). The
+// adapter path runs in the factors' dtype (fp32, as PEFT's
+// autocast_adapter_dtype) and the sum is cast back to the input's dtype.
 struct LinearImpl : torch::nn::Module {
     LinearImpl(int64_t in, int64_t out, bool bias, bool conv1d_layout = false);
     torch::Tensor forward(const torch::Tensor& x);
@@ -20,6 +35,27 @@ struct LinearImpl : torch::nn::Module {
     bool conv1d_layout;
     torch::Tensor weight;  // [out, in], or [in, out] in Conv1D layout
     torch::Tensor bias;    // [out] or undefined
+
+    // Registers lora_A (Kaiming-uniform, as PEFT's default init) and lora_B
+    // (zeros), fp32, so a fresh adapter leaves the output unchanged. The
+    // factors require grad iff `trainable` (the base weights stay frozen), so
+    // a trainer can collect exactly the LoRA parameters. Replaces an adapter
+    // already attached. Call outside c10::InferenceMode when training.
+    void attach_lora(int64_t rank, double alpha, double dropout = 0.0, bool use_rslora = false,
+                     bool trainable = false);
+    // Folds B A * scaling into the base weight (PEFT's merge: the delta is
+    // computed in fp32 and cast to the weight's dtype; transposed for Conv1D)
+    // and removes the adapter.
+    void merge_lora();
+    // Removes the adapter without touching the base weight.
+    void detach_lora();
+    bool has_lora() const { return !lora_A.is_empty(); }
+    // B A * scaling in the base weight's layout (fp32).
+    torch::Tensor lora_delta_weight() const;
+
+    LoraWeight lora_A{nullptr}, lora_B{nullptr};
+    int64_t lora_rank = 0;
+    double lora_alpha = 0.0, lora_scaling = 0.0, lora_dropout = 0.0;
 };
 TORCH_MODULE(Linear);
 

@@ -40,5 +40,14 @@ torch::Tensor hf_to_gguf_rows(const torch::Tensor& w, int64_t n_heads);
 
 // Builds a Model from a GGUF file (src/model/load-gguf.cpp).
 std::unique_ptr<Model::Impl> load_gguf_model(const std::string& path, const LoadParams& params);
+// Builds a Model from a Hugging Face folder, or the config.json / safetensors
+// file inside one (src/model/load-hf.cpp).
+std::unique_ptr<Model::Impl> load_hf_model(const std::string& path, const LoadParams& params);
+// The vocabulary to store in a GGUF file (src/model/save-hf.cpp). A
+// SentencePiece-style tokenizer.json has merges but no scores, and prepends
+// "▁" in its normalizer: this derives scores from the merge ranks (the
+// inverse of the HF conversion) and sets add_space_prefix, so GGUF readers
+// tokenize as tokenizer.json does. Other vocabularies are returned as they are.
+Vocab vocab_for_gguf(const Model::Impl& impl);
 
 }  // namespace memskew

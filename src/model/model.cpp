@@ -39,10 +39,16 @@ std::shared_ptr<Model> Model::load(const std::string& path, const LoadParams& pa
     std::error_code ec;
     if (!std::filesystem::exists(path, ec))
         throw IoError(fmt::format("cannot open model '{}': no such file or directory", path),
-                      "pass a GGUF file (.gguf)");
-    if (std::filesystem::is_directory(path, ec))
-        throw FormatError(fmt::format("'{}' is a folder; Hugging Face model folders are not supported yet", path),
-                          "convert the model to GGUF (llama.cpp's convert_hf_to_gguf.py)");
+                      "pass a GGUF file (.gguf) or a Hugging Face model folder");
+    // Hugging Face folders: the folder itself, or its config.json / weights file.
+    const std::string file = std::filesystem::path(path).filename().string();
+    auto ends_with = [&](const char* suffix) {
+        const size_t n = std::strlen(suffix);
+        return file.size() >= n && file.compare(file.size() - n, n, suffix) == 0;
+    };
+    if (std::filesystem::is_directory(path, ec) || file == "config.json" || ends_with(".safetensors") ||
+        ends_with(".safetensors.index.json"))
+        return std::make_shared<Model>(load_hf_model(path, params));
     char magic[4] = {0, 0, 0, 0};
     {
         std::ifstream in(path, std::ios::binary);
@@ -51,7 +57,7 @@ std::shared_ptr<Model> Model::load(const std::string& path, const LoadParams& pa
     }
     if (std::memcmp(magic, "GGUF", 4) != 0) {
         throw FormatError(fmt::format("error loading {}: not a GGUF file (bad magic)", path),
-                          "memskew reads GGUF model files");
+                          "memskew reads GGUF model files and Hugging Face model folders (config.json + safetensors)");
     }
     return std::make_shared<Model>(load_gguf_model(path, params));
 }

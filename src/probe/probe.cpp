@@ -15,9 +15,12 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <unordered_set>
 
+#include "memskew/adapter.h"
 #include "memskew/error.h"
+#include "memskew/hf-config.h"
 #include "memskew/store.h"
 #include "memskew/tokenizer.h"
 
@@ -99,27 +102,145 @@ std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), 
 
 }  // namespace
 
-ProbeSummary run_probe(const ProbeParams& p, const ProgressFn& progress) {
-    const auto t0 = std::chrono::steady_clock::now();
-    auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
-    if (p.out_path.empty()) throw InvalidInput("no results store given", "pass --out RUN.db");
-    if (p.token_budget <= 0 || p.max_batch_size <= 0) throw InvalidInput("batch token budget and size must be positive");
+// --- adapters and checkpoints ---------------------------------------------------
 
-    ProbeSummary summary;
-    summary.out_path = p.out_path;
-    Dataset ds = load_dataset(p.data_path, p.data);
-    summary.data_report = ds.report;
-    if (ds.samples.empty())
-        throw InvalidInput(fmt::format("{}: no samples selected", p.data_path), "check --limit, --sample and --shard");
-    auto model = Model::load(p.model_path, p.load);
-    const Tokenizer& tok = model->tokenizer();
-    const int64_t ctx = model->config().max_ctx;
+namespace {
 
-    // Tokenize. Prompt and reference are encoded separately (as SFT trainers
-    // do) and concatenated: BOS as the tokenizer adds it, none before the reference.
+bool has_file(const fs::path& dir, const char* name) {
+    std::error_code ec;
+    return fs::is_regular_file(dir / name, ec);
+}
+
+// A Trainer checkpoint folder name: "checkpoint-<step>".
+std::optional<int64_t> checkpoint_folder_step(const fs::path& dir) {
+    static const std::regex re("checkpoint-([0-9]+)");
+    std::smatch m;
+    const std::string name = dir.filename().string();
+    if (!std::regex_match(name, m, re)) return std::nullopt;
+    try {
+        return std::stoll(m[1].str());
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
+bool is_full_model_folder(const fs::path& dir) {
+    return has_file(dir, "config.json") &&
+           (has_file(dir, "model.safetensors") || has_file(dir, "model.safetensors.index.json"));
+}
+
+// Step, epoch and latest training loss of a checkpoint folder.
+void read_checkpoint_info(const fs::path& dir, ProbeTarget& t) {
+    if (has_file(dir, "trainer_state.json")) {
+        const TrainerState st = load_trainer_state(dir.string());
+        t.checkpoint_step = st.global_step;
+        t.checkpoint_epoch = st.epoch;
+        for (auto it = st.log_history.rbegin(); it != st.log_history.rend(); ++it) {
+            if (it->step > st.global_step) continue;
+            if (const auto loss = it->loss()) {
+                t.train_loss = *loss;
+                break;
+            }
+        }
+    } else if (const auto step = checkpoint_folder_step(dir)) {
+        t.checkpoint_step = *step;
+    }
+}
+
+// A checkpoint (or adapter) folder as one target; nullopt when it is neither
+// an adapter nor a full model.
+std::optional<ProbeTarget> folder_target(const std::string& base, const fs::path& dir) {
+    ProbeTarget t;
+    t.label = dir.filename().string();
+    if (t.label.empty()) t.label = dir.parent_path().filename().string();
+    if (has_file(dir, "adapter_config.json")) {
+        t.model_path = base;
+        t.adapter_path = dir.string();
+    } else if (is_full_model_folder(dir)) {
+        t.model_path = dir.string();
+    } else {
+        return std::nullopt;
+    }
+    read_checkpoint_info(dir, t);
+    return t;
+}
+
+}  // namespace
+
+std::vector<ProbeTarget> expand_probe_targets(const std::string& model_path, const std::vector<std::string>& adapters) {
+    std::vector<ProbeTarget> out;
+    if (adapters.empty()) {
+        ProbeTarget t;
+        t.model_path = model_path;
+        out.push_back(t);
+        return out;
+    }
+    for (const std::string& a : adapters) {
+        std::error_code ec;
+        fs::path dir(a);
+        if (fs::is_regular_file(dir, ec) && dir.filename() == "adapter_config.json") dir = dir.parent_path();
+        if (!fs::exists(dir, ec)) {
+            throw IoError(fmt::format("cannot open adapter '{}': no such file or folder", a),
+                          "pass a PEFT adapter folder, a checkpoint-<step> folder or a Trainer output folder");
+        }
+        if (!fs::is_directory(dir, ec)) {
+            throw InvalidInput(fmt::format("adapter '{}' is not a folder", a),
+                               "pass the folder holding adapter_config.json and adapter_model.safetensors");
+        }
+        // A Trainer output folder: its checkpoint-<step> folders, by step.
+        std::vector<std::pair<int64_t, fs::path>> checkpoints;
+        for (const auto& e : fs::directory_iterator(dir, ec)) {
+            if (!e.is_directory()) continue;
+            if (const auto step = checkpoint_folder_step(e.path())) checkpoints.emplace_back(*step, e.path());
+        }
+        if (!checkpoints.empty()) {
+            std::sort(checkpoints.begin(), checkpoints.end());
+            for (const auto& [step, path] : checkpoints) {
+                auto t = folder_target(model_path, path);
+                if (!t) {
+                    throw InvalidInput(
+                        fmt::format("checkpoint folder '{}' holds neither an adapter (adapter_config.json) nor a "
+                                    "model (config.json + model.safetensors)",
+                                    path.string()),
+                        "was the checkpoint written completely?");
+                }
+                out.push_back(std::move(*t));
+            }
+            continue;
+        }
+        auto t = folder_target(model_path, dir);
+        if (!t) {
+            throw InvalidInput(fmt::format("'{}' holds no adapter_config.json, no model (config.json + "
+                                           "model.safetensors) and no checkpoint-<step> folders",
+                                           a),
+                               "pass a PEFT adapter folder, a checkpoint-<step> folder or a Trainer output folder");
+        }
+        out.push_back(std::move(*t));
+    }
+    return out;
+}
+
+// --- the probe ---------------------------------------------------------------------
+
+namespace {
+
+// Tokenized samples of a dataset for one tokenizer, with the counts of what
+// was cut or left out.
+struct Prepared {
     std::vector<Item> items;
+    std::vector<int64_t> lengths;
+    int64_t n_truncated = 0, n_skipped_long = 0, n_skipped_short = 0;
+};
+
+Prepared prepare_items(const ProbeParams& p, const Dataset& ds, const Model& model) {
+    const Tokenizer& tok = model.tokenizer();
+    const int64_t ctx = model.config().max_ctx;
+    Prepared out;
+    auto& items = out.items;
     items.reserve(ds.samples.size());
     TextSplitCounts split_counts;
+    // Prompt and reference are encoded separately (as SFT trainers do) and
+    // concatenated: BOS as the tokenizer adds it, none before the reference.
     for (size_t i = 0; i < ds.samples.size(); ++i) {
         const Sample& s = ds.samples[i];
         Item it;
@@ -127,7 +248,7 @@ ProbeSummary run_probe(const ProbeParams& p, const ProgressFn& progress) {
         if (p.text_split) {
             auto split = split_text_tokens(tok.encode(s.text, false), *p.text_split, &split_counts);
             if (!split) {
-                summary.n_skipped_short++;
+                out.n_skipped_short++;
                 continue;
             }
             it.prompt = std::move(split->prompt);
@@ -154,41 +275,103 @@ ProbeSummary run_probe(const ProbeParams& p, const ProgressFn& progress) {
         if (len > ctx) {
             const int64_t keep = ctx - static_cast<int64_t>(it.prompt.size()) + 1;
             if (p.truncate == TruncatePolicy::kSkip || keep < 1) {
-                summary.n_skipped_long++;
+                out.n_skipped_long++;
                 continue;
             }
             it.reference.resize(keep);
             it.truncated = true;
-            summary.n_truncated++;
+            out.n_truncated++;
         }
         items.push_back(std::move(it));
     }
     if (items.empty()) throw InvalidInput(fmt::format("{}: no sample fits the model", p.data_path));
+    for (const auto& it : items) out.lengths.push_back(static_cast<int64_t>(it.prompt.size() + it.reference.size()) - 1);
+    return out;
+}
+
+// Unloads the adapter when the run ends, also by an exception.
+struct AdapterGuard {
+    Model* model = nullptr;
+    ~AdapterGuard() {
+        if (model) unload_adapter(*model);
+    }
+};
+
+// Whether the store at `path` already holds a run with this key, or a run of
+// the same target (model, adapter, checkpoint) under another key.
+bool store_has_run_for(const std::string& path, const RunSpec& spec) {
+    std::error_code ec;
+    if (!fs::exists(path, ec)) return false;
+    const std::string key = run_key(spec);
+    for (const RunInfo& r : ResultReader::open(path).runs()) {
+        if (r.run_key == key) return true;
+        if (r.spec.checkpoint_step == spec.checkpoint_step && r.spec.checkpoint_epoch == spec.checkpoint_epoch &&
+            r.spec.model_path == spec.model_path && r.spec.adapter_path == spec.adapter_path)
+            return true;
+    }
+    return false;
+}
+
+ProbeSummary probe_one(const ProbeParams& p, const Dataset& ds, const Prepared& prep, Model& model,
+                       const ProbeTarget& target, int64_t run_index, int64_t n_runs, const ProgressFn& progress) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+    const Tokenizer& tok = model.tokenizer();
+    const auto& items = prep.items;
+    const auto& lengths = prep.lengths;
+
+    ProbeSummary summary;
+    summary.out_path = p.out_path;
+    summary.target = target;
+    summary.data_report = ds.report;
+    summary.n_truncated = prep.n_truncated;
+    summary.n_skipped_long = prep.n_skipped_long;
+    summary.n_skipped_short = prep.n_skipped_short;
 
     RunSpec spec;
-    spec.model_path = p.model_path;
-    spec.model_fingerprint = path_fingerprint(p.model_path);
+    spec.model_path = target.model_path;
+    spec.model_fingerprint = path_fingerprint(target.model_path);
+    if (!target.adapter_path.empty()) {
+        spec.adapter_path = target.adapter_path;
+        spec.adapter_fingerprint = adapter_fingerprint(target.adapter_path);
+    }
+    spec.checkpoint_step = target.checkpoint_step;
+    if (target.checkpoint_epoch) spec.checkpoint_epoch = std::llround(*target.checkpoint_epoch);
+    spec.train_loss = target.train_loss;
     spec.dataset_path = p.data_path;
     spec.dataset_hash = file_content_hash(p.data_path);
-    spec.options = options_json(p, ds, *model);
+    spec.options = options_json(p, ds, model);
     spec.n_samples_planned = static_cast<int64_t>(items.size());
     WriterParams wp;
     wp.batch_size = std::max<int64_t>(p.max_batch_size, 1) + 1;  // commits happen per engine batch (flush)
-    OpenedRun opened = open_run(p.out_path, spec, p.resume ? ResumeMode::kResume : ResumeMode::kFresh, wp);
+    // One store holds several targets. The store refuses a new run beside a
+    // stored run of the same checkpoint (step, epoch) under --resume, which
+    // plain adapters (no step) and checkpoints of different training runs
+    // would trip; so with several targets a run that is not in the store yet
+    // starts fresh, and one that is (or the same target under other options)
+    // resumes, which still refuses changed options.
+    ResumeMode mode = p.resume ? ResumeMode::kResume : ResumeMode::kFresh;
+    if (p.resume && n_runs > 1 && !store_has_run_for(p.out_path, spec)) mode = ResumeMode::kFresh;
+    OpenedRun opened = open_run(p.out_path, spec, mode, wp);
     summary.run_id = opened.run.run_id;
     summary.resumed = opened.resumed;
     ResultWriter& writer = opened.writer;
 
-    std::vector<int64_t> lengths;
-    for (const auto& it : items) lengths.push_back(static_cast<int64_t>(it.prompt.size() + it.reference.size()) - 1);
-    const auto batches = plan_batches(lengths, p.token_budget, p.max_batch_size);
-
     ProbeProgress prog;
+    prog.run_index = run_index;
+    prog.n_runs = n_runs;
+    prog.run_label = target.label;
     for (const auto& it : items) {
         if (opened.done_sample_ids.count(ds.samples[it.sample].id)) summary.n_already_done++;
         else prog.total++;
     }
-    Engine engine(model);
+    AdapterGuard guard;
+    if (prog.total > 0 && !target.adapter_path.empty()) {
+        load_adapter(model, target.adapter_path);
+        guard.model = &model;
+    }
+    const auto batches = plan_batches(lengths, p.token_budget, p.max_batch_size);
+    Engine engine(std::shared_ptr<const Model>(std::shared_ptr<const Model>{}, &model));
     ScoreParams sp;
     sp.sampling = SamplingSpec{p.sampling.temperature, static_cast<int32_t>(p.sampling.top_k), p.sampling.top_p};
     int64_t padded = 0, real = 0, sum_n_pre = 0;
@@ -293,6 +476,56 @@ ProbeSummary run_probe(const ProbeParams& p, const ProgressFn& progress) {
     summary.padding_waste = real ? static_cast<double>(padded) / real - 1.0 : 0.0;
     summary.seconds = elapsed();
     return summary;
+}
+
+}  // namespace
+
+std::vector<ProbeSummary> run_probes(const ProbeParams& p, const ProgressFn& progress) {
+    if (p.out_path.empty()) throw InvalidInput("no results store given", "pass --out RUN.db");
+    if (p.token_budget <= 0 || p.max_batch_size <= 0) throw InvalidInput("batch token budget and size must be positive");
+    const std::vector<ProbeTarget> targets = expand_probe_targets(p.model_path, p.adapters);
+    Dataset ds = load_dataset(p.data_path, p.data);
+    if (ds.samples.empty())
+        throw InvalidInput(fmt::format("{}: no samples selected", p.data_path), "check --limit, --sample and --shard");
+
+    // The base model is loaded (and the dataset tokenized) once for every
+    // adapter run; a full-model checkpoint is loaded for its own run.
+    std::shared_ptr<Model> base;
+    std::optional<Prepared> base_prep;
+    std::vector<ProbeSummary> out;
+    const int64_t n_runs = static_cast<int64_t>(targets.size());
+    for (int64_t i = 0; i < n_runs; ++i) {
+        const ProbeTarget& t = targets[i];
+        auto run = [&] {
+            if (t.model_path == p.model_path) {
+                if (!base) {
+                    base = Model::load(p.model_path, p.load);
+                    base_prep = prepare_items(p, ds, *base);
+                }
+                return probe_one(p, ds, *base_prep, *base, t, i, n_runs, progress);
+            }
+            auto model = Model::load(t.model_path, p.load);
+            const Prepared prep = prepare_items(p, ds, *model);
+            return probe_one(p, ds, prep, *model, t, i, n_runs, progress);
+        };
+        if (n_runs == 1 && p.adapters.empty()) {
+            out.push_back(run());
+        } else {
+            out.push_back(with_context(fmt::format("checkpoint {}", t.adapter_path.empty() ? t.model_path : t.adapter_path),
+                                       run));
+        }
+    }
+    return out;
+}
+
+ProbeSummary run_probe(const ProbeParams& p, const ProgressFn& progress) {
+    if (!p.adapters.empty()) {
+        const auto targets = expand_probe_targets(p.model_path, p.adapters);
+        if (targets.size() != 1)
+            throw InvalidInput(fmt::format("{} adapters/checkpoints given; run_probe probes one", targets.size()),
+                               "use run_probes()");
+    }
+    return run_probes(p, progress).front();
 }
 
 }  // namespace memskew

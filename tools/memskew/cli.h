@@ -22,6 +22,10 @@ void register_demo(CLI::App& app, Action& action);
 void register_probe(CLI::App& app, Action& action);
 void register_export(CLI::App& app, Action& action);
 void register_merge(CLI::App& app, Action& action);
+void register_train(CLI::App& app, Action& action);
+void register_report(CLI::App& app, Action& action);
+void register_analyze(CLI::App& app, Action& action);
+void register_convert(CLI::App& app, Action& action);
 
 // Options every model-running command shares.
 struct ModelOptions {

@@ -21,17 +21,21 @@ public:
         const double rate = p.seconds > 0 ? p.done / p.seconds : 0.0;
         const double tok_rate = p.seconds > 0 ? p.tokens / p.seconds : 0.0;
         const double eta = rate > 0 ? (p.total - p.done) / rate : 0.0;
+        const std::string run =
+            p.n_runs > 1 ? fmt::format("{} ({}/{}) ", p.run_label, p.run_index + 1, p.n_runs) : std::string();
         if (tty_) {
             const int width = 30;
             const int filled = p.total ? static_cast<int>(width * p.done / p.total) : width;
-            fmt::print(stderr, "\r[{}{}] {}/{} samples  {:.1f} samples/s  {:.0f} tok/s  ETA {:.0f}s   ",
+            fmt::print(stderr, "\r{}[{}{}] {}/{} samples  {:.1f} samples/s  {:.0f} tok/s  ETA {:.0f}s   ", run,
                        std::string(filled, '#'), std::string(width - filled, '.'), p.done, p.total, rate, tok_rate,
                        eta);
             if (p.done == p.total) fmt::print(stderr, "\n");
-        } else if (p.done == p.total || p.seconds - last_ >= 10.0) {
+        } else if (p.done == p.total || p.seconds - last_ >= 10.0 || p.run_index != last_run_) {
+            if (p.run_index != last_run_) last_ = 0.0;
+            last_run_ = p.run_index;
             last_ = p.seconds;
-            fmt::print(stderr, "probe: {}/{} samples, {:.1f} samples/s, {:.0f} tokens/s, ETA {:.0f} s\n", p.done,
-                       p.total, rate, tok_rate, eta);
+            fmt::print(stderr, "probe: {}{}/{} samples, {:.1f} samples/s, {:.0f} tokens/s, ETA {:.0f} s\n", run,
+                       p.done, p.total, rate, tok_rate, eta);
         }
         std::fflush(stderr);
     }
@@ -39,7 +43,67 @@ public:
 private:
     bool quiet_, tty_;
     double last_ = 0.0;
+    int64_t last_run_ = 0;
 };
+
+nlohmann::json summary_json(const ProbeSummary& s, bool generate) {
+    nlohmann::json dis = nlohmann::json::array();
+    for (const auto& x : s.disagreements)
+        dis.push_back({{"sample_id", x.sample_id}, {"n_pre", x.n_pre_teacher_forced}, {"n_pre_generated", x.n_pre_generated}});
+    nlohmann::json j = {{"store", s.out_path},
+                        {"run_id", s.run_id},
+                        {"resumed", s.resumed},
+                        {"samples", s.n_samples},
+                        {"probed", s.n_probed},
+                        {"already_done", s.n_already_done},
+                        {"truncated", s.n_truncated},
+                        {"skipped_too_long", s.n_skipped_long},
+                        {"skipped_too_short", s.n_skipped_short},
+                        {"skipped_bad_records", s.data_report.n_skipped()},
+                        {"mean_n_pre", s.mean_n_pre},
+                        {"max_n_pre", s.max_n_pre},
+                        {"max_n_pre_sample", s.max_n_pre_id},
+                        {"exact", s.n_exact},
+                        {"tokens", s.tokens},
+                        {"seconds", s.seconds},
+                        {"padding_waste", s.padding_waste}};
+    if (generate) {
+        j["generated"] = s.n_generated;
+        j["n_pre_agreement"] = s.n_generated - static_cast<int64_t>(s.disagreements.size());
+        j["disagreements"] = dis;
+    }
+    return j;
+}
+
+nlohmann::json target_json(const ProbeTarget& t) {
+    nlohmann::json j = {{"model", t.model_path}, {"label", t.label}};
+    j["adapter"] = t.adapter_path.empty() ? nlohmann::json() : nlohmann::json(t.adapter_path);
+    j["checkpoint_step"] = t.checkpoint_step ? nlohmann::json(*t.checkpoint_step) : nlohmann::json();
+    j["checkpoint_epoch"] = t.checkpoint_epoch ? nlohmann::json(*t.checkpoint_epoch) : nlohmann::json();
+    j["train_loss"] = t.train_loss ? nlohmann::json(*t.train_loss) : nlohmann::json();
+    return j;
+}
+
+void print_summary(const ProbeSummary& s, bool generate) {
+    fmt::print("probed {} samples in {:.1f} s ({:.1f} samples/s, {:.0f} tokens/s){}\n", s.n_probed, s.seconds,
+               s.seconds > 0 ? s.n_probed / s.seconds : 0.0, s.seconds > 0 ? s.tokens / s.seconds : 0.0,
+               s.n_already_done ? fmt::format("; {} were already stored", s.n_already_done) : "");
+    fmt::print("n_pre: mean {:.2f}, max {} (sample {}); {} reproduced verbatim\n", s.mean_n_pre, s.max_n_pre,
+               s.max_n_pre_id, s.n_exact);
+    if (s.n_truncated || s.n_skipped_long || s.n_skipped_short || s.data_report.n_skipped())
+        fmt::print("left out or cut: {} references truncated to the context, {} too long skipped, {} too short "
+                   "skipped, {} bad records skipped\n",
+                   s.n_truncated, s.n_skipped_long, s.n_skipped_short, s.data_report.n_skipped());
+    if (generate) {
+        fmt::print("greedy generation agrees with teacher forcing on {}/{} samples\n",
+                   s.n_generated - static_cast<int64_t>(s.disagreements.size()), s.n_generated);
+        for (size_t i = 0; i < s.disagreements.size() && i < 20; ++i)
+            fmt::print("  disagreement: sample {} teacher-forced n_pre {} vs generated {}\n",
+                       s.disagreements[i].sample_id, s.disagreements[i].n_pre_teacher_forced,
+                       s.disagreements[i].n_pre_generated);
+    }
+    fmt::print("results: {} (run {})\n", s.out_path, s.run_id);
+}
 
 }  // namespace
 
@@ -55,12 +119,16 @@ void register_probe(CLI::App& app, Action& action) {
         int64_t top_k = 0, k_extractable = 50;
         bool generate = false, resume = false, quiet = false, json = false, skip_bad = false, skip_empty = false;
         bool dedupe_ids = false, no_text = false, end_marker = false;
+        std::vector<std::string> adapters;
     };
     auto o = std::make_shared<Opts>();
     auto* cmd = app.add_subcommand("probe", "Audit a model against its SFT dataset, every sample, into a results store");
     o->model.add_to(cmd);
     cmd->add_option("--data,-d", o->data, "Dataset (JSONL, JSON array or CSV)")->required();
     cmd->add_option("--out,-o", o->out, "Results store (SQLite) to write")->required();
+    cmd->add_option("--adapter,-a", o->adapters,
+                    "PEFT adapter folder to apply to --model (repeatable), a checkpoint-<step> folder, or a Trainer "
+                    "output folder: one run per checkpoint-<step> (adapter or full model), all in --out");
     cmd->add_flag("--resume", o->resume, "Continue an interrupted run in --out (same model, data and options)");
     cmd->add_option("--format", o->format, "Record format: auto, alpaca, gpteacher, prompt-completion, qa, chat, text");
     cmd->add_option("--template", o->tmpl, "Prompt template: plain, alpaca, alpaca-original, chatml, llama-2, llama-3, "
@@ -110,6 +178,7 @@ void register_probe(CLI::App& app, Action& action) {
             p.data_path = o->data;
             p.out_path = o->out;
             p.resume = o->resume;
+            p.adapters = o->adapters;
             DatasetParams& d = p.data;
             if (o->prefix_tokens > 0) {
                 d.format = RecordFormat::kText;
@@ -150,56 +219,31 @@ void register_probe(CLI::App& app, Action& action) {
             p.token_budget = o->batch_tokens;
             p.max_batch_size = o->batch_size;
             ProgressPrinter printer(o->quiet || o->json);
-            const ProbeSummary s = run_probe(p, [&](const ProbeProgress& pr) { printer(pr); });
-            if (o->json) {
-                nlohmann::json dis = nlohmann::json::array();
-                for (const auto& x : s.disagreements)
-                    dis.push_back({{"sample_id", x.sample_id},
-                                   {"n_pre", x.n_pre_teacher_forced},
-                                   {"n_pre_generated", x.n_pre_generated}});
-                nlohmann::json j = {{"store", s.out_path},
-                                    {"run_id", s.run_id},
-                                    {"resumed", s.resumed},
-                                    {"samples", s.n_samples},
-                                    {"probed", s.n_probed},
-                                    {"already_done", s.n_already_done},
-                                    {"truncated", s.n_truncated},
-                                    {"skipped_too_long", s.n_skipped_long},
-                                    {"skipped_too_short", s.n_skipped_short},
-                                    {"skipped_bad_records", s.data_report.n_skipped()},
-                                    {"mean_n_pre", s.mean_n_pre},
-                                    {"max_n_pre", s.max_n_pre},
-                                    {"max_n_pre_sample", s.max_n_pre_id},
-                                    {"exact", s.n_exact},
-                                    {"tokens", s.tokens},
-                                    {"seconds", s.seconds},
-                                    {"padding_waste", s.padding_waste}};
-                if (o->generate) {
-                    j["generated"] = s.n_generated;
-                    j["n_pre_agreement"] = s.n_generated - static_cast<int64_t>(s.disagreements.size());
-                    j["disagreements"] = dis;
-                }
-                print_json(j);
+            const std::vector<ProbeSummary> runs = run_probes(p, [&](const ProbeProgress& pr) { printer(pr); });
+            if (o->adapters.empty()) {
+                if (o->json) print_json(summary_json(runs.front(), o->generate));
+                else print_summary(runs.front(), o->generate);
                 return;
             }
-            fmt::print("probed {} samples in {:.1f} s ({:.1f} samples/s, {:.0f} tokens/s){}\n", s.n_probed, s.seconds,
-                       s.seconds > 0 ? s.n_probed / s.seconds : 0.0, s.seconds > 0 ? s.tokens / s.seconds : 0.0,
-                       s.n_already_done ? fmt::format("; {} were already stored", s.n_already_done) : "");
-            fmt::print("n_pre: mean {:.2f}, max {} (sample {}); {} reproduced verbatim\n", s.mean_n_pre, s.max_n_pre,
-                       s.max_n_pre_id, s.n_exact);
-            if (s.n_truncated || s.n_skipped_long || s.n_skipped_short || s.data_report.n_skipped())
-                fmt::print("left out or cut: {} references truncated to the context, {} too long skipped, {} too short "
-                           "skipped, {} bad records skipped\n",
-                           s.n_truncated, s.n_skipped_long, s.n_skipped_short, s.data_report.n_skipped());
-            if (o->generate) {
-                fmt::print("greedy generation agrees with teacher forcing on {}/{} samples\n",
-                           s.n_generated - static_cast<int64_t>(s.disagreements.size()), s.n_generated);
-                for (size_t i = 0; i < s.disagreements.size() && i < 20; ++i)
-                    fmt::print("  disagreement: sample {} teacher-forced n_pre {} vs generated {}\n",
-                               s.disagreements[i].sample_id, s.disagreements[i].n_pre_teacher_forced,
-                               s.disagreements[i].n_pre_generated);
+            if (o->json) {
+                nlohmann::json arr = nlohmann::json::array();
+                for (const auto& s : runs) {
+                    nlohmann::json j = summary_json(s, o->generate);
+                    j["target"] = target_json(s.target);
+                    arr.push_back(std::move(j));
+                }
+                print_json({{"store", p.out_path}, {"runs", arr}});
+                return;
             }
-            fmt::print("results: {} (run {})\n", s.out_path, s.run_id);
+            for (const auto& s : runs) {
+                const ProbeTarget& t = s.target;
+                std::string what = t.adapter_path.empty() ? t.model_path : t.adapter_path;
+                if (t.checkpoint_step) what += fmt::format(", step {}", *t.checkpoint_step);
+                if (t.checkpoint_epoch) what += fmt::format(", epoch {:g}", *t.checkpoint_epoch);
+                if (t.train_loss) what += fmt::format(", training loss {:.4g}", *t.train_loss);
+                fmt::print("== {}\n", what);
+                print_summary(s, o->generate);
+            }
         };
     });
 }

@@ -26,6 +26,10 @@ int main(int argc, char** argv) {
     cli::register_probe(app, action);
     cli::register_export(app, action);
     cli::register_merge(app, action);
+    cli::register_train(app, action);
+    cli::register_report(app, action);
+    cli::register_analyze(app, action);
+    cli::register_convert(app, action);
     cli::register_demo(app, action);
     try {
         app.parse(argc, argv);

@@ -1,0 +1,363 @@
+// The SFT loop. Shape legend: B micro-batch, T tokens, D hidden, N reference
+// rows in the micro-batch, V vocabulary.
+//
+// Determinism: the sample order of epoch e is a shuffle seeded by (seed, e),
+// and the RNG (LoRA dropout) is reseeded from (seed, step, micro-batch) before
+// every forward, so a run resumed from a checkpoint follows the uninterrupted
+// run exactly.
+#include "memskew/train.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <numeric>
+#include <random>
+
+#include "memskew/adapter.h"
+#include "memskew/error.h"
+#include "memskew/stats.h"
+#include "memskew/tokenizer.h"
+#include "model/model-impl.h"
+
+namespace memskew {
+
+namespace fs = std::filesystem;
+
+LrSchedule parse_lr_schedule(const std::string& name) {
+    if (name == "cosine") return LrSchedule::kCosine;
+    if (name == "linear") return LrSchedule::kLinear;
+    if (name == "constant") return LrSchedule::kConstant;
+    throw InvalidInput(fmt::format("unknown learning-rate schedule '{}'", name), "use cosine, linear or constant");
+}
+
+std::vector<std::string> list_checkpoints(const std::string& out_dir) {
+    std::vector<std::pair<int64_t, std::string>> found;
+    std::error_code ec;
+    if (!fs::is_directory(out_dir, ec)) return {};
+    for (const auto& e : fs::directory_iterator(out_dir)) {
+        const std::string name = e.path().filename().string();
+        if (!e.is_directory() || name.rfind("checkpoint-", 0) != 0) continue;
+        try {
+            size_t used = 0;
+            const int64_t step = std::stoll(name.substr(11), &used);
+            if (used == name.size() - 11) found.emplace_back(step, e.path().string());
+        } catch (const std::exception&) {
+        }
+    }
+    std::sort(found.begin(), found.end());
+    std::vector<std::string> out;
+    for (auto& f : found) out.push_back(std::move(f.second));
+    return out;
+}
+
+namespace {
+
+struct Example {
+    std::vector<int32_t> prompt, target;  // target: reference (+ EOS)
+    size_t n_reference = 0;               // reference tokens without EOS (for the monitor)
+};
+
+// Hugging Face's schedules (get_{cosine,linear,constant}_schedule_with_warmup),
+// evaluated at the number of optimizer steps already taken.
+double lr_at(const TrainParams& p, int64_t step, int64_t total) {
+    if (p.warmup_steps > 0 && step < p.warmup_steps) return p.lr * static_cast<double>(step) / p.warmup_steps;
+    const double span = std::max<int64_t>(1, total - p.warmup_steps);
+    const double progress = std::min(1.0, static_cast<double>(step - p.warmup_steps) / span);
+    switch (p.schedule) {
+        case LrSchedule::kCosine: return p.lr * 0.5 * (1.0 + std::cos(M_PI * progress));
+        case LrSchedule::kLinear: return p.lr * std::max(0.0, 1.0 - progress);
+        case LrSchedule::kConstant: return p.lr;
+    }
+    return p.lr;
+}
+
+std::vector<size_t> epoch_order(size_t n, uint64_t seed, int64_t epoch) {
+    std::vector<size_t> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    std::mt19937_64 rng(seed * 1000003ull + static_cast<uint64_t>(epoch));
+    for (size_t i = n; i > 1; --i) std::swap(order[i - 1], order[rng() % i]);  // Fisher-Yates
+    return order;
+}
+
+// Mean cross-entropy terms of one micro-batch: returns (sum of token losses, tokens).
+std::pair<torch::Tensor, int64_t> batch_loss(CausalLmImpl& net, const std::vector<const Example*>& batch) {
+    const int64_t B = static_cast<int64_t>(batch.size());
+    int64_t T = 1;
+    for (const Example* e : batch) T = std::max<int64_t>(T, e->prompt.size() + e->target.size() - 1);
+    auto ids = torch::zeros({B, T}, torch::kLong);
+    auto acc = ids.accessor<int64_t, 2>();
+    std::vector<int64_t> rows, targets;
+    for (int64_t b = 0; b < B; ++b) {
+        const Example& e = *batch[b];
+        int64_t t = 0;
+        for (int32_t id : e.prompt) acc[b][t++] = id;
+        for (size_t j = 0; j + 1 < e.target.size(); ++j) acc[b][t++] = e.target[j];
+        for (size_t j = 0; j < e.target.size(); ++j) {
+            rows.push_back(b * T + static_cast<int64_t>(e.prompt.size()) - 1 + static_cast<int64_t>(j));
+            targets.push_back(e.target[j]);
+        }
+    }
+    auto pos = torch::arange(T, torch::kLong).unsqueeze(0).expand({B, T}).contiguous();
+    auto h = net.forward_hidden(ids, pos).reshape({B * T, -1});                                   // [B*T, D]
+    auto logits = net.project(h.index_select(0, torch::tensor(rows, torch::kLong))).to(torch::kFloat);  // [N, V]
+    auto loss_sum = torch::nn::functional::cross_entropy(
+        logits, torch::tensor(targets, torch::kLong),
+        torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+    return {loss_sum, static_cast<int64_t>(targets.size())};
+}
+
+void write_checkpoint(Model& model, const TrainParams& p, const std::string& dir, int64_t step, double epoch,
+                      int64_t total_steps, const std::vector<TrainerLogEntry>& log,
+                      torch::optim::AdamW& optimizer) {
+    const std::string tmp = dir + ".tmp";
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    fs::create_directories(tmp, ec);
+    if (ec) throw IoError(fmt::format("cannot create '{}': {}", tmp, ec.message()));
+    if (p.mode == TrainMode::kLora) {
+        PeftConfig cfg = p.lora;
+        cfg.base_model_name_or_path = model.path();
+        save_adapter(model, tmp, cfg);
+    } else {
+        model.save_hf(tmp);
+    }
+    TrainerState st;
+    st.global_step = step;
+    st.epoch = epoch;
+    st.max_steps = total_steps;
+    st.num_train_epochs = static_cast<double>(p.epochs);
+    st.logging_steps = 1;
+    st.save_steps = p.save_steps;
+    st.train_batch_size = p.batch_size;
+    st.log_history = log;
+    save_trainer_state(st, tmp + "/trainer_state.json");
+    torch::save(optimizer, tmp + "/optimizer.pt");
+    nlohmann::json state = {{"step", step},
+                            {"epoch", epoch},
+                            {"seed", p.seed},
+                            {"mode", p.mode == TrainMode::kLora ? "lora" : "full"},
+                            {"base_model", model.path()}};
+    write_text_file_atomic(tmp + "/memskew-train.json", state.dump(2));
+    fs::remove_all(dir, ec);
+    fs::rename(tmp, dir, ec);
+    if (ec) throw IoError(fmt::format("cannot write checkpoint '{}': {}", dir, ec.message()));
+}
+
+// Greedy n_pre of the monitor subset, with the model in eval mode.
+std::vector<double> monitor_n_pre(Model& model, const std::vector<Example>& examples, const std::vector<size_t>& subset) {
+    std::shared_ptr<const Model> view(&model, [](const Model*) {});
+    Engine engine(view);
+    std::vector<double> out;
+    std::vector<ScoreRequest> batch;
+    auto run = [&] {
+        for (const auto& s : engine.score(batch)) out.push_back(s.n_pre);
+        batch.clear();
+    };
+    for (size_t i : subset) {
+        const Example& e = examples[i];
+        batch.push_back({e.prompt, std::vector<int32_t>(e.target.begin(), e.target.begin() + e.n_reference)});
+        if (batch.size() == 16) run();
+    }
+    if (!batch.empty()) run();
+    return out;
+}
+
+}  // namespace
+
+TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgressFn& progress) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+    if (p.epochs <= 0 || p.batch_size <= 0 || p.grad_accum <= 0)
+        throw InvalidInput("epochs, batch size and gradient accumulation must be positive");
+    if (!(p.lr > 0)) throw InvalidInput(fmt::format("learning rate must be positive, got {}", p.lr));
+    if (p.out_dir.empty()) throw InvalidInput("no output folder for checkpoints", "pass --out DIR");
+    auto& net = *model.impl().net;
+    const Tokenizer& tok = model.tokenizer();
+    const int64_t ctx = model.config().max_ctx;
+
+    // Data.
+    Dataset ds = load_dataset(p.data_path, p.data);
+    std::vector<Example> examples;
+    for (const Sample& s : ds.samples) {
+        Example e;
+        e.prompt = tok.encode(s.prompt, true);
+        if (e.prompt.empty() && tok.bos() >= 0) e.prompt.push_back(tok.bos());
+        e.target = tok.encode(s.reference, false);
+        if (p.max_reference_tokens > 0 && static_cast<int64_t>(e.target.size()) > p.max_reference_tokens)
+            e.target.resize(p.max_reference_tokens);
+        e.n_reference = e.target.size();
+        if (p.append_eos && tok.eos() >= 0) e.target.push_back(tok.eos());
+        const int64_t room = ctx - static_cast<int64_t>(e.prompt.size()) + 1;
+        if (e.prompt.empty() || e.n_reference == 0 || room < 2) continue;
+        if (static_cast<int64_t>(e.target.size()) > room) {
+            e.target.resize(room);
+            e.n_reference = std::min<size_t>(e.n_reference, room);
+        }
+        examples.push_back(std::move(e));
+    }
+    if (examples.empty())
+        throw InvalidInput(fmt::format("{}: no usable training samples (all empty or longer than the context)",
+                                       p.data_path));
+
+    // What trains.
+    std::optional<AdapterInfo> adapter;
+    const auto checkpoints = p.resume ? list_checkpoints(p.out_dir) : std::vector<std::string>{};
+    if (p.mode == TrainMode::kLora) {
+        if (!checkpoints.empty()) adapter = load_adapter(model, checkpoints.back(), {true});
+        else adapter = attach_lora(model, p.lora, p.seed, true);
+    } else {
+        if (!checkpoints.empty()) {
+            auto saved = Model::load(checkpoints.back(), {model.dtype(), 0});
+            auto src = saved->impl().net->named_parameters();
+            torch::NoGradGuard ng;
+            for (auto& item : net.named_parameters()) item.value().copy_(src[item.key()]);
+        }
+        for (auto& prm : net.parameters()) prm.set_requires_grad(true);
+    }
+    std::vector<torch::Tensor> decay, no_decay;
+    for (auto& item : net.named_parameters()) {
+        if (!item.value().requires_grad()) continue;
+        (item.value().dim() >= 2 ? decay : no_decay).push_back(item.value());
+    }
+    if (decay.empty() && no_decay.empty()) throw InvalidInput("nothing to train: no parameter requires grad");
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
+                                   torch::optim::AdamWOptions(p.lr).weight_decay(p.weight_decay)));
+    if (!no_decay.empty())
+        groups.emplace_back(no_decay,
+                            std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(p.lr).weight_decay(0.0)));
+    torch::optim::AdamW optimizer(std::move(groups));
+
+    const size_t n_micro = (examples.size() + p.batch_size - 1) / p.batch_size;
+    const int64_t steps_per_epoch = static_cast<int64_t>((n_micro + p.grad_accum - 1) / p.grad_accum);
+    const int64_t total_steps = steps_per_epoch * p.epochs;
+    int64_t step = 0;
+    std::vector<TrainerLogEntry> log;
+    if (!checkpoints.empty()) {
+        const TrainerState st = load_trainer_state(checkpoints.back());
+        step = st.global_step;
+        log = st.log_history;
+        torch::load(optimizer, checkpoints.back() + "/optimizer.pt");
+    }
+
+    // Monitor subset: fixed for the whole run.
+    TrainSummary summary;
+    summary.n_samples = static_cast<int64_t>(examples.size());
+    std::vector<size_t> monitor_subset;
+    if (p.monitor) {
+        const int64_t M = static_cast<int64_t>(examples.size());
+        int64_t z = p.monitor_samples > 0 ? std::min(p.monitor_samples, M)
+                                          : (M > 10 ? stats::min_subset_size(M, 10, 0.05) : M);
+        monitor_subset = epoch_order(examples.size(), p.seed ^ 0x9e3779b97f4a7c15ull, -1);
+        monitor_subset.resize(static_cast<size_t>(z));
+        std::sort(monitor_subset.begin(), monitor_subset.end());
+        summary.monitor_samples = z;
+    }
+
+    int64_t tokens_done = 0;
+    const double start_s = elapsed();
+    const int64_t first_step = step;
+    net.train();
+    while (step < total_steps) {
+        const int64_t epoch = step / steps_per_epoch;
+        const auto order = epoch_order(examples.size(), p.seed, epoch);
+        double epoch_loss = 0.0;
+        int64_t epoch_micro = 0;
+        for (int64_t k = step % steps_per_epoch; k < steps_per_epoch; ++k, ++step) {
+            const double lr = lr_at(p, step, total_steps);
+            for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+            optimizer.zero_grad();
+            // Micro-batches of this step, and their token count for a token-weighted mean.
+            std::vector<std::vector<const Example*>> micro;
+            int64_t step_tokens = 0;
+            for (size_t m = k * p.grad_accum; m < std::min<size_t>((k + 1) * p.grad_accum, n_micro); ++m) {
+                std::vector<const Example*> b;
+                for (size_t i = m * p.batch_size; i < std::min<size_t>((m + 1) * p.batch_size, order.size()); ++i) {
+                    b.push_back(&examples[order[i]]);
+                    step_tokens += static_cast<int64_t>(examples[order[i]].target.size());
+                    tokens_done += static_cast<int64_t>(examples[order[i]].prompt.size() + examples[order[i]].target.size());
+                }
+                micro.push_back(std::move(b));
+            }
+            double step_loss = 0.0;
+            for (size_t m = 0; m < micro.size(); ++m) {
+                torch::manual_seed(p.seed * 1000003ull + static_cast<uint64_t>(step) * 131ull + m);
+                auto [loss_sum, n] = batch_loss(net, micro[m]);
+                (loss_sum / static_cast<double>(step_tokens)).backward();
+                step_loss += loss_sum.item<double>();
+                epoch_loss += loss_sum.item<double>() / n;
+                epoch_micro++;
+            }
+            step_loss /= static_cast<double>(step_tokens);
+            if (!std::isfinite(step_loss))
+                throw InvalidInput(fmt::format("training diverged at step {} (loss {})", step + 1, step_loss),
+                                   "lower the learning rate");
+            if (p.max_grad_norm > 0) {
+                std::vector<torch::Tensor> params(decay);
+                params.insert(params.end(), no_decay.begin(), no_decay.end());
+                torch::nn::utils::clip_grad_norm_(params, p.max_grad_norm);
+            }
+            optimizer.step();
+            const int64_t done = step + 1;
+            TrainerLogEntry e;
+            e.step = done;
+            e.epoch = static_cast<double>(done) / steps_per_epoch;
+            e.values["loss"] = step_loss;
+            e.values["learning_rate"] = lr;
+            log.push_back(e);
+            if (progress) {
+                TrainProgress pr;
+                pr.step = done;
+                pr.total_steps = total_steps;
+                pr.epoch = e.epoch;
+                pr.loss = step_loss;
+                pr.lr = lr;
+                const double s = elapsed() - start_s;
+                pr.tokens_per_s = s > 0 ? tokens_done / s : 0.0;
+                pr.eta_s = done > first_step ? s / (done - first_step) * (total_steps - done) : 0.0;
+                progress(pr);
+            }
+            const bool epoch_end = k + 1 == steps_per_epoch;
+            if ((p.save_steps > 0 && done % p.save_steps == 0) || epoch_end) {
+                net.eval();
+                const std::string dir = fmt::format("{}/checkpoint-{}", p.out_dir, done);
+                write_checkpoint(model, p, dir, done, e.epoch, total_steps, log, optimizer);
+                summary.last_checkpoint = dir;
+                if (epoch_end) {
+                    EpochRecord rec;
+                    rec.epoch = epoch + 1;
+                    rec.step = done;
+                    rec.loss = epoch_micro ? epoch_loss / epoch_micro : 0.0;
+                    rec.checkpoint = dir;
+                    if (p.monitor) {
+                        auto n_pre = monitor_n_pre(model, examples, monitor_subset);
+                        rec.monitor_max_n_pre = static_cast<int64_t>(*std::max_element(n_pre.begin(), n_pre.end()));
+                        rec.monitor_p99_n_pre = stats::quantile(n_pre, 0.99);
+                    }
+                    summary.epochs.push_back(rec);
+                    if (p.monitor && p.stop_when_max_npre > 0 && *rec.monitor_max_n_pre >= p.stop_when_max_npre) {
+                        summary.stopped_by_monitor = true;
+                        step = done;
+                        net.train();
+                        goto finished;
+                    }
+                }
+                net.train();
+            }
+        }
+    }
+finished:
+    net.eval();
+    if (p.mode == TrainMode::kFull)
+        for (auto& prm : net.parameters()) prm.set_requires_grad(false);
+    summary.steps = step;
+    summary.tokens = tokens_done;
+    summary.seconds = elapsed();
+    return summary;
+}
+
+}  // namespace memskew
