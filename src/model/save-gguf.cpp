@@ -62,7 +62,7 @@ void Model::save_gguf(const std::string& path, GgmlType stored) const {
     w.set("llama.rope.freq_base", GgufValue::from_float32(static_cast<float>(c.rope_base)));
     w.set("llama.attention.layer_norm_rms_epsilon", GgufValue::from_float32(static_cast<float>(c.norm_eps)));
     w.set("llama.vocab_size", GgufValue::from_uint32(static_cast<uint32_t>(c.n_vocab)));
-    put_vocab(impl_->tokenizer->vocab(), w);
+    put_vocab(vocab_for_gguf(*impl_), w);
     // 1-D tensors (norms, biases) stay F32, as llama.cpp's converter keeps them.
     for (const auto& item : net.named_parameters()) {
         int64_t heads = 0;

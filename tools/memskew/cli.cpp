@@ -7,7 +7,7 @@
 namespace memskew::cli {
 
 void ModelOptions::add_to(CLI::App* cmd) {
-    cmd->add_option("--model,-m", model, "Model file (GGUF)")->required();
+    cmd->add_option("--model,-m", model, "Model: a GGUF file or a Hugging Face folder")->required();
     cmd->add_option("--dtype", dtype, "Compute dtype: f32 or bf16")
         ->check(CLI::IsMember({"f32", "fp32", "float32", "bf16", "bfloat16"}));
     cmd->add_option("--threads", threads, "CPU threads (0: all cores)")->check(CLI::NonNegativeNumber);
