@@ -3,7 +3,7 @@
 # step, epoch and training loss from trainer_state.json; --resume skips both.
 # stdout: checkpoint-2, step 2, epoch 1, training loss 2.5
 # stdout: checkpoint-10, step 10, epoch 2, training loss 1.25
-"$MEMSKEW" demo --out "$TMP/d" > /dev/null || exit 9
+source "$(dirname "$0")/lib/tiny-model.sh"
 printf '{"question": "What is A?", "answer": "A is the first letter."}\n{"question": "What is B?", "answer": "B."}\n' > "$TMP/qa.jsonl"
 
 # safetensors: u64 little-endian header length, JSON header, data (here every
@@ -34,11 +34,11 @@ write_adapter "$TMP/out/checkpoint-10"
 printf '{"global_step": 2, "epoch": 1.0, "log_history": [{"loss": 2.5, "step": 2, "epoch": 1.0}]}\n' > "$TMP/out/checkpoint-2/trainer_state.json"
 printf '{"global_step": 10, "epoch": 2.0, "log_history": [{"loss": 9.0, "step": 2, "epoch": 0.4}, {"loss": 1.25, "step": 10, "epoch": 2.0}, {"eval_loss": 3.0, "step": 10, "epoch": 2.0}]}\n' > "$TMP/out/checkpoint-10/trainer_state.json"
 
-"$MEMSKEW" probe -m "$TMP/d/tiny-llama.gguf" -d "$TMP/qa.jsonl" -o "$TMP/run.db" -q --adapter "$TMP/out" || exit 9
+"$MEMSKEW" probe -m "$TINY" -d "$TMP/qa.jsonl" -o "$TMP/run.db" -q --adapter "$TMP/out" || exit 9
 # Two runs, steps 2 and 10, two samples each.
 "$MEMSKEW" export "$TMP/run.db" --format csv > "$TMP/all.csv" || exit 9
 steps=$(awk -F, 'NR > 1 { print $2 }' "$TMP/all.csv" | sort -n | uniq -c | awk '{ print $2 "x" $1 }' | tr '\n' ' ')
 [ "$steps" = "2x2 10x2 " ] || { echo "unexpected runs: $steps" >&2; exit 9; }
-"$MEMSKEW" probe -m "$TMP/d/tiny-llama.gguf" -d "$TMP/qa.jsonl" -o "$TMP/run.db" -q --adapter "$TMP/out" --resume --json > "$TMP/resume.json" || exit 9
+"$MEMSKEW" probe -m "$TINY" -d "$TMP/qa.jsonl" -o "$TMP/run.db" -q --adapter "$TMP/out" --resume --json > "$TMP/resume.json" || exit 9
 grep -q '"probed": 0' "$TMP/resume.json" || { echo "resume probed again" >&2; exit 9; }
 [ "$(grep -c '"already_done": 2' "$TMP/resume.json")" = 2 ] || { cat "$TMP/resume.json" >&2; exit 9; }

@@ -1,5 +1,5 @@
 # exit: 4
 # stderr: empty
-"$MEMSKEW" demo --out "$TMP/d" > /dev/null
+source "$(dirname "$0")/lib/tiny-model.sh"
 printf '{"question": "What is A?", "answer": "A."}\n{"question": "What is B?", "answer": ""}\n' > "$TMP/d.jsonl"
-"$MEMSKEW" probe -m "$TMP/d/tiny-llama.gguf" -d "$TMP/d.jsonl" -o "$TMP/run.db" -q
+"$MEMSKEW" probe -m "$TINY" -d "$TMP/d.jsonl" -o "$TMP/run.db" -q

@@ -1,5 +1,5 @@
 # exit: 4
 # stderr: UTF-8
-"$MEMSKEW" demo --out "$TMP/d" > /dev/null
+source "$(dirname "$0")/lib/tiny-model.sh"
 printf '{"question": "What is A?", "answer": "A \xff\xfe."}\n' > "$TMP/d.jsonl"
-"$MEMSKEW" probe -m "$TMP/d/tiny-llama.gguf" -d "$TMP/d.jsonl" -o "$TMP/run.db" -q
+"$MEMSKEW" probe -m "$TINY" -d "$TMP/d.jsonl" -o "$TMP/run.db" -q
