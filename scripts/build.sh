@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # ccache must not reject the precompiled LibTorch header on timestamps.
+# Relative paths in the cache key: another clone of the repository reuses the cache.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
 export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}
 jobs=${MEMSKEW_JOBS:-$(nproc)}
 generator=()

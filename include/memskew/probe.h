@@ -43,6 +43,10 @@ struct ProbeParams {
     // order given; a Trainer output folder's checkpoints by step). Each entry
     // is expanded by expand_probe_targets(). Empty: probe model_path itself.
     std::vector<std::string> adapters;
+    // A label of the run(s), stored in RunSpec::options["run_label"] (part of
+    // the run key) when non-empty: e.g. the arm of a study, so the checkpoints
+    // of differently trained arms stay apart in one store.
+    std::string run_label;
 };
 
 // One run of a probe: a model, optionally with a PEFT adapter, and what is

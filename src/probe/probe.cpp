@@ -94,6 +94,7 @@ nlohmann::json options_json(const ProbeParams& p, const Dataset& ds, const Model
     }
     o["subset"] = p.data.subset;
     o["seed"] = p.data.seed;
+    if (!p.run_label.empty()) o["run_label"] = p.run_label;
     if (p.data.n_shards > 1) o["shard"] = fmt::format("{}/{}", p.data.shard_index, p.data.n_shards);
     return o;
 }

@@ -206,12 +206,27 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
     // What trains.
     std::optional<AdapterInfo> adapter;
     const auto checkpoints = p.resume ? list_checkpoints(p.out_dir) : std::vector<std::string>{};
+    if (!checkpoints.empty()) {
+        // A checkpoint of the other mode would fail later with an error about
+        // missing adapter or model files; say what is wrong instead.
+        const std::string state_path = checkpoints.back() + "/memskew-train.json";
+        std::error_code ec;
+        if (fs::exists(state_path, ec)) {
+            const auto state = nlohmann::json::parse(read_text_file(state_path), nullptr, false);
+            const std::string mode = p.mode == TrainMode::kLora ? "lora" : "full";
+            if (state.is_object() && state.contains("mode") && state["mode"].is_string() && state["mode"] != mode)
+                throw InvalidInput(fmt::format("cannot resume: {} was written by --mode {} training, this run is --mode {}",
+                                               checkpoints.back(), state["mode"].get<std::string>(), mode),
+                                   "resume with the same --mode, or use another --out folder");
+        }
+    }
     if (p.mode == TrainMode::kLora) {
         if (!checkpoints.empty()) adapter = load_adapter(model, checkpoints.back(), {true});
         else adapter = attach_lora(model, p.lora, p.seed, true);
     } else {
         if (!checkpoints.empty()) {
-            auto saved = Model::load(checkpoints.back(), {model.dtype(), 0});
+            // Keep the thread count the caller chose (Model::load sets it; 0 would mean all cores).
+            auto saved = Model::load(checkpoints.back(), {model.dtype(), at::get_num_threads()});
             auto src = saved->impl().net->named_parameters();
             torch::NoGradGuard ng;
             for (auto& item : net.named_parameters()) item.value().copy_(src[item.key()]);

@@ -26,6 +26,7 @@ void register_train(CLI::App& app, Action& action);
 void register_report(CLI::App& app, Action& action);
 void register_analyze(CLI::App& app, Action& action);
 void register_convert(CLI::App& app, Action& action);
+void register_study(CLI::App& app, Action& action);
 
 // Options every model-running command shares.
 struct ModelOptions {

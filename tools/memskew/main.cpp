@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
     cli::register_report(app, action);
     cli::register_analyze(app, action);
     cli::register_convert(app, action);
+    cli::register_study(app, action);
     cli::register_demo(app, action);
     try {
         app.parse(argc, argv);
