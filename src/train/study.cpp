@@ -1,0 +1,1159 @@
+// `memskew study`: a declared M11 experiment (include/memskew/study.h).
+#include "memskew/study.h"
+
+#include <fmt/format.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <numeric>
+#include <random>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+#include <unordered_map>
+
+#include "memskew/error.h"
+#include "memskew/hf-config.h"
+#include "memskew/store.h"
+#include "memskew/tokenizer.h"
+#include "report/svg.h"
+
+namespace memskew {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Config parsing
+
+// Reads typed values from one TOML table, naming "file: key 'a.b'" in errors.
+class Reader {
+public:
+    Reader(const std::string& file, const toml::table& table, std::string prefix)
+        : file_(file), table_(table), prefix_(std::move(prefix)) {}
+
+    std::string key(const std::string& k) const { return prefix_.empty() ? k : prefix_ + "." + k; }
+    [[noreturn]] void fail(const std::string& k, const std::string& what, const std::string& hint = {}) const {
+        throw InvalidInput(fmt::format("{}: key '{}': {}", file_, key(k), what), hint);
+    }
+    bool has(const std::string& k) const { return table_.contains(k); }
+    const toml::node* node(const std::string& k) const { return table_.get(k); }
+
+    void allow(std::initializer_list<const char*> keys) const {
+        std::set<std::string> ok(keys.begin(), keys.end());
+        for (const auto& [k, v] : table_) {
+            const std::string name(k.str());
+            if (!ok.count(name)) {
+                std::string list;
+                for (const auto& o : ok) list += (list.empty() ? "" : ", ") + o;
+                throw InvalidInput(fmt::format("{}: unknown key '{}'", file_, key(name)),
+                                   fmt::format("keys allowed here: {}", list));
+            }
+        }
+    }
+
+    std::optional<std::string> str(const std::string& k) const {
+        const toml::node* n = node(k);
+        if (!n) return std::nullopt;
+        if (!n->is_string()) fail(k, "must be a string");
+        return n->value<std::string>();
+    }
+    std::string str(const std::string& k, const std::string& dflt) const { return str(k).value_or(dflt); }
+    std::string req_str(const std::string& k, const std::string& hint) const {
+        if (!has(k)) fail(k, "missing", hint);
+        return *str(k);
+    }
+    std::optional<int64_t> integer(const std::string& k, int64_t min = INT64_MIN) const {
+        const toml::node* n = node(k);
+        if (!n) return std::nullopt;
+        if (!n->is_integer()) fail(k, "must be an integer");
+        const int64_t v = *n->value<int64_t>();
+        if (v < min) fail(k, fmt::format("must be at least {}, got {}", min, v));
+        return v;
+    }
+    std::optional<double> number(const std::string& k, double min = -1e300) const {
+        const toml::node* n = node(k);
+        if (!n) return std::nullopt;
+        if (!n->is_number()) fail(k, "must be a number");
+        const double v = *n->value<double>();
+        if (!(v >= min)) fail(k, fmt::format("must be at least {}, got {}", min, v));
+        return v;
+    }
+    std::optional<bool> boolean(const std::string& k) const {
+        const toml::node* n = node(k);
+        if (!n) return std::nullopt;
+        if (!n->is_boolean()) fail(k, "must be true or false");
+        return n->value<bool>();
+    }
+    const toml::table* table(const std::string& k) const {
+        const toml::node* n = node(k);
+        if (!n) return nullptr;
+        if (!n->is_table()) fail(k, "must be a table");
+        return n->as_table();
+    }
+    const toml::array* array(const std::string& k) const {
+        const toml::node* n = node(k);
+        if (!n) return nullptr;
+        if (!n->is_array()) fail(k, "must be an array");
+        return n->as_array();
+    }
+    // Runs fn, turning a library InvalidInput ("unknown template 'x'") into one naming the key.
+    template <typename Fn>
+    auto parse(const std::string& k, Fn&& fn) const -> decltype(fn()) {
+        try {
+            return fn();
+        } catch (const InvalidInput& e) {
+            fail(k, e.message(), e.hint());
+        }
+    }
+
+private:
+    const std::string& file_;
+    const toml::table& table_;
+    std::string prefix_;
+};
+
+std::string resolve(const std::string& base_dir, const std::string& p) {
+    if (p.empty()) return p;
+    fs::path path(p);
+    if (path.is_absolute()) return path.lexically_normal().string();
+    return (fs::path(base_dir) / path).lexically_normal().string();
+}
+
+// [train] keys, applied over `t` (so an arm's `train` table overrides the study's).
+void read_train(const Reader& r, TrainParams& t) {
+    r.allow({"mode", "epochs", "batch_size", "grad_accum", "lr", "weight_decay", "warmup_steps", "schedule",
+             "max_grad_norm", "max_reference_tokens", "seed", "append_eos", "lora"});
+    if (auto v = r.str("mode")) {
+        if (*v == "lora") t.mode = TrainMode::kLora;
+        else if (*v == "full") t.mode = TrainMode::kFull;
+        else r.fail("mode", fmt::format("unknown mode '{}'", *v), "use lora or full");
+    }
+    if (auto v = r.integer("epochs", 1)) t.epochs = *v;
+    if (auto v = r.integer("batch_size", 1)) t.batch_size = *v;
+    if (auto v = r.integer("grad_accum", 1)) t.grad_accum = *v;
+    if (auto v = r.number("lr", 0)) {
+        if (*v <= 0) r.fail("lr", "must be positive");
+        t.lr = *v;
+    }
+    if (auto v = r.number("weight_decay", 0)) t.weight_decay = *v;
+    if (auto v = r.integer("warmup_steps", 0)) t.warmup_steps = *v;
+    if (auto v = r.str("schedule")) t.schedule = r.parse("schedule", [&] { return parse_lr_schedule(*v); });
+    if (auto v = r.number("max_grad_norm", 0)) t.max_grad_norm = *v;
+    if (auto v = r.integer("max_reference_tokens", 0)) t.max_reference_tokens = *v;
+    if (auto v = r.integer("seed", 0)) t.seed = static_cast<uint64_t>(*v);
+    if (auto v = r.boolean("append_eos")) t.append_eos = *v;
+}
+
+void read_lora(const std::string& file, const toml::table& lt, const std::string& prefix, PeftConfig& c) {
+    Reader l(file, lt, prefix);
+    l.allow({"r", "alpha", "dropout", "targets", "rslora"});
+    if (auto v = l.integer("r", 1)) c.r = *v;
+    if (auto v = l.number("alpha", 0)) c.lora_alpha = *v;
+    if (auto v = l.number("dropout", 0)) {
+        if (*v >= 1) l.fail("dropout", "must be below 1");
+        c.lora_dropout = *v;
+    }
+    if (auto v = l.boolean("rslora")) c.use_rslora = *v;
+    if (const toml::node* n = l.node("targets")) {
+        c.target_modules.clear();
+        c.all_linear = false;
+        if (n->is_string()) {
+            const std::string s = *n->value<std::string>();
+            if (s == "all-linear") c.all_linear = true;
+            else c.target_modules = {s};
+        } else if (n->is_array()) {
+            for (const auto& e : *n->as_array()) {
+                if (!e.is_string()) l.fail("targets", "must be a list of module names or \"all-linear\"");
+                c.target_modules.push_back(*e.value<std::string>());
+            }
+            if (c.target_modules.empty()) l.fail("targets", "is empty", "e.g. [\"q_proj\", \"v_proj\"] or \"all-linear\"");
+        } else {
+            l.fail("targets", "must be a list of module names or \"all-linear\"");
+        }
+    }
+}
+
+void read_train_all(const std::string& file, const toml::table& tt, const std::string& prefix, TrainParams& t) {
+    Reader r(file, tt, prefix);
+    read_train(r, t);
+    if (const toml::table* lt = r.table("lora")) read_lora(file, *lt, r.key("lora"), t.lora);
+}
+
+bool valid_arm_name(const std::string& name) {
+    static const std::regex re("[A-Za-z0-9._-]+");
+    return std::regex_match(name, re) && name != "." && name != "..";
+}
+
+}  // namespace
+
+StudyConfig parse_study_config(const std::string& toml_text, const std::string& source_path) {
+    const std::string& file = source_path;
+    toml::table root;
+    try {
+        root = toml::parse(toml_text, source_path);
+    } catch (const toml::parse_error& e) {
+        throw FormatError(fmt::format("{}:{}:{}: TOML syntax error: {}", source_path, e.source().begin.line,
+                                      e.source().begin.column, std::string(e.description())),
+                          "see docs/study.md for the config format");
+    }
+    StudyConfig c;
+    c.config_path = source_path;
+    const std::string base_dir = fs::path(source_path).parent_path().string();
+    Reader top(file, root, "");
+    top.allow({"study", "model", "datasets", "train", "probe", "arms", "sizes", "compare"});
+
+    // [study]
+    uint64_t default_seed = 42;
+    if (const toml::table* st = top.table("study")) {
+        Reader r(file, *st, "study");
+        r.allow({"name", "out", "seed"});
+        c.name = r.str("name", c.name);
+        if (auto v = r.str("out")) c.out_dir = resolve(base_dir, *v);
+        if (auto v = r.integer("seed", 0)) default_seed = static_cast<uint64_t>(*v);
+    }
+    c.data_seed = default_seed;
+
+    // [model]
+    const toml::table* mt = top.table("model");
+    if (!mt) top.fail("model", "missing", "add [model] with path = \"model.gguf\" or init = \"dim=64,layers=2,heads=4\"");
+    {
+        Reader r(file, *mt, "model");
+        r.allow({"path", "init", "dtype", "threads"});
+        if (auto v = r.str("path")) c.model_path = resolve(base_dir, *v);
+        if (auto v = r.str("init")) c.init = *v;
+        if (c.model_path.empty() == c.init.empty())
+            r.fail("path", "give exactly one of model.path and model.init",
+                   "path = \"model.gguf\" (a GGUF file or Hugging Face folder) or init = \"dim=64,layers=2,heads=4\"");
+        if (auto v = r.str("dtype")) c.load.dtype = r.parse("dtype", [&] { return parse_dtype(*v); });
+        if (auto v = r.integer("threads", 0)) c.load.n_threads = static_cast<int>(*v);
+    }
+
+    // [datasets.<name>]
+    const toml::table* dt = top.table("datasets");
+    if (!dt || dt->empty())
+        top.fail("datasets", "missing", "add [datasets.NAME] tables with path = \"data.jsonl\"");
+    for (const auto& [k, v] : *dt) {
+        StudyDataset d;
+        d.name = std::string(k.str());
+        const std::string prefix = "datasets." + d.name;
+        if (!valid_arm_name(d.name)) top.fail(prefix, "dataset names use letters, digits, '.', '_' and '-'");
+        if (!v.is_table()) top.fail(prefix, "must be a table", "[datasets.NAME] with path = \"data.jsonl\"");
+        Reader r(file, *v.as_table(), prefix);
+        r.allow({"path", "format", "template", "prompt_field", "input_field", "response_field", "messages_field",
+                 "system_field", "id_field", "skip_bad", "skip_empty", "dedupe_ids", "reference_end_marker",
+                 "system"});
+        d.path = resolve(base_dir, r.req_str("path", "the dataset file (JSONL, JSON array or CSV)"));
+        DatasetParams& p = d.params;
+        if (auto s = r.str("format")) p.format = r.parse("format", [&] { return parse_record_format(*s); });
+        if (auto s = r.str("template")) p.prompt_template = r.parse("template", [&] { return parse_template(*s); });
+        if (auto s = r.str("system")) p.prompt_template.default_system = *s;
+        if (auto b = r.boolean("reference_end_marker")) p.prompt_template.reference_end_marker = *b;
+        p.prompt_field = r.str("prompt_field", "");
+        p.input_field = r.str("input_field", "");
+        p.response_field = r.str("response_field", "");
+        p.messages_field = r.str("messages_field", "");
+        p.system_field = r.str("system_field", "");
+        p.id_field = r.str("id_field", "id");
+        p.skip_bad = r.boolean("skip_bad").value_or(false);
+        p.skip_empty_reference = r.boolean("skip_empty").value_or(true);
+        p.dedupe_ids = r.boolean("dedupe_ids").value_or(false);
+        c.datasets.push_back(std::move(d));
+    }
+    auto has_dataset = [&](const std::string& n) {
+        return std::any_of(c.datasets.begin(), c.datasets.end(), [&](const StudyDataset& d) { return d.name == n; });
+    };
+    std::string dataset_names;
+    for (const auto& d : c.datasets) dataset_names += (dataset_names.empty() ? "" : ", ") + d.name;
+
+    // [train]: the defaults of every arm.
+    TrainParams train;
+    train.seed = default_seed;
+    train.lora.r = 8;
+    train.lora.lora_alpha = 16;
+    train.lora.target_modules = {"q_proj", "k_proj", "v_proj", "o_proj"};
+    if (!c.init.empty()) train.mode = TrainMode::kFull;
+    if (const toml::table* tt = top.table("train")) read_train_all(file, *tt, "train", train);
+
+    // [[arms]]
+    auto add_arm = [&](StudyArm arm, const std::string& key) {
+        for (const auto& a : c.arms)
+            if (a.name == arm.name)
+                throw InvalidInput(fmt::format("{}: key '{}.name': arm '{}' is declared twice", file, key, arm.name),
+                                   "give every arm its own name");
+        c.arms.push_back(std::move(arm));
+    };
+    const toml::array* arms = top.array("arms");
+    if (arms) {
+        for (size_t i = 0; i < arms->size(); ++i) {
+            const std::string prefix = fmt::format("arms[{}]", i);
+            const toml::node& an = *arms->get(i);
+            if (!an.is_table()) top.fail(prefix, "must be a table", "use [[arms]] blocks");
+            Reader r(file, *an.as_table(), prefix);
+            r.allow({"name", "data", "train", "seeds"});
+            StudyArm arm;
+            arm.name = r.req_str("name", "every arm needs a name, e.g. name = \"base\"");
+            if (!valid_arm_name(arm.name)) r.fail("name", "use letters, digits, '.', '_' and '-' only");
+            const toml::array* data = r.array("data");
+            if (!data) r.fail("data", "missing", "data = [{ dataset = \"NAME\", n = 1000 }]");
+            if (data->empty()) r.fail("data", "is empty", "data = [{ dataset = \"NAME\", n = 1000 }]");
+            for (size_t j = 0; j < data->size(); ++j) {
+                const std::string sk = fmt::format("{}.data[{}]", prefix, j);
+                const toml::node& sn = *data->get(j);
+                if (!sn.is_table()) top.fail(sk, "must be a table", "{ dataset = \"NAME\", n = 1000 }");
+                Reader s(file, *sn.as_table(), sk);
+                s.allow({"dataset", "n"});
+                StudySource src;
+                src.key = sk;
+                src.dataset = s.req_str("dataset", "the name of a [datasets.NAME] table");
+                if (!has_dataset(src.dataset))
+                    s.fail("dataset", fmt::format("unknown dataset '{}'", src.dataset),
+                           fmt::format("declared datasets: {}", dataset_names));
+                for (const auto& o : arm.sources)
+                    if (o.dataset == src.dataset) s.fail("dataset", fmt::format("dataset '{}' is used twice in this arm", src.dataset));
+                src.n = s.integer("n", 0).value_or(0);
+                arm.sources.push_back(src);
+            }
+            arm.train = train;
+            if (const toml::table* tt = r.table("train")) read_train_all(file, *tt, prefix + ".train", arm.train);
+            if (const toml::array* seeds = r.array("seeds")) {
+                if (seeds->empty()) r.fail("seeds", "is empty");
+                for (const auto& sn : *seeds) {
+                    if (!sn.is_integer() || *sn.value<int64_t>() < 0) r.fail("seeds", "must be a list of non-negative integers");
+                    StudyArm a = arm;
+                    a.train.seed = static_cast<uint64_t>(*sn.value<int64_t>());
+                    a.name = fmt::format("{}-s{}", arm.name, a.train.seed);
+                    add_arm(std::move(a), prefix);
+                }
+            } else {
+                add_arm(std::move(arm), prefix);
+            }
+        }
+    }
+
+    // [sizes]: nested subsets of one dataset, arms "<dataset>-<n>" (an arm of
+    // exactly that dataset and size, declared above, stands in for its point).
+    if (const toml::table* st = top.table("sizes")) {
+        Reader r(file, *st, "sizes");
+        r.allow({"dataset", "n", "train"});
+        const std::string ds = r.req_str("dataset", "the dataset whose nested subsets train the size arms");
+        if (!has_dataset(ds)) r.fail("dataset", fmt::format("unknown dataset '{}'", ds), fmt::format("declared datasets: {}", dataset_names));
+        const toml::array* ns = r.array("n");
+        if (!ns || ns->empty()) r.fail("n", "missing", "n = [250, 500, 1000]");
+        TrainParams t = train;
+        if (const toml::table* tt = r.table("train")) read_train_all(file, *tt, "sizes.train", t);
+        for (size_t j = 0; j < ns->size(); ++j) {
+            const toml::node& nn = *ns->get(j);
+            if (!nn.is_integer() || *nn.value<int64_t>() < 1) r.fail("n", "must be a list of positive integers");
+            const int64_t n = *nn.value<int64_t>();
+            const bool covered = std::any_of(c.arms.begin(), c.arms.end(), [&](const StudyArm& a) {
+                return a.sources.size() == 1 && a.sources[0].dataset == ds && a.sources[0].n == n;
+            });
+            if (covered) continue;
+            StudyArm arm;
+            arm.name = fmt::format("{}-{}", ds, n);
+            arm.sources.push_back({ds, n, fmt::format("sizes.n[{}]", j)});
+            arm.train = t;
+            add_arm(std::move(arm), "sizes");
+        }
+    }
+    if (c.arms.empty()) top.fail("arms", "missing", "add [[arms]] blocks (name, data = [{ dataset = \"NAME\", n = 1000 }])");
+
+    // [[compare]]
+    if (const toml::array* cmp = top.array("compare")) {
+        for (size_t i = 0; i < cmp->size(); ++i) {
+            const std::string prefix = fmt::format("compare[{}]", i);
+            const toml::node& cn = *cmp->get(i);
+            if (!cn.is_table()) top.fail(prefix, "must be a table", "[[compare]] with a = \"base\", b = \"mix\"");
+            Reader r(file, *cn.as_table(), prefix);
+            r.allow({"a", "b"});
+            StudyComparison sc{r.req_str("a", "the first arm"), r.req_str("b", "the second arm")};
+            for (const char* k : {"a", "b"}) {
+                const std::string& n = std::string(k) == "a" ? sc.a : sc.b;
+                if (std::none_of(c.arms.begin(), c.arms.end(), [&](const StudyArm& a) { return a.name == n; }))
+                    r.fail(k, fmt::format("unknown arm '{}'", n));
+            }
+            c.comparisons.push_back(sc);
+        }
+    } else {
+        // Derived: a mixture arm against the arm of its first source alone (same n, same seed).
+        for (const auto& b : c.arms) {
+            if (b.sources.size() < 2) continue;
+            for (const auto& a : c.arms) {
+                if (a.sources.size() == 1 && a.sources[0].dataset == b.sources[0].dataset &&
+                    a.sources[0].n == b.sources[0].n && a.train.seed == b.train.seed) {
+                    c.comparisons.push_back({a.name, b.name});
+                    break;
+                }
+            }
+        }
+    }
+
+    // [probe]
+    ProbeParams& p = c.probe;
+    p.max_reference_tokens = -1;  // -1: the arm's training cap
+    if (const toml::table* pt = top.table("probe")) {
+        Reader r(file, *pt, "probe");
+        r.allow({"max_reference_tokens", "batch_tokens", "batch_size", "temperature", "top_k", "top_p", "tries",
+                 "min_k", "k_extractable", "generate", "store_text", "truncate"});
+        if (auto v = r.integer("max_reference_tokens", 0)) p.max_reference_tokens = *v;
+        if (auto v = r.integer("batch_tokens", 1)) p.token_budget = *v;
+        if (auto v = r.integer("batch_size", 1)) p.max_batch_size = *v;
+        if (auto v = r.number("temperature", 0)) {
+            if (*v <= 0) r.fail("temperature", "must be positive");
+            p.sampling.temperature = *v;
+        }
+        if (auto v = r.integer("top_k", 0)) p.sampling.top_k = *v;
+        if (auto v = r.number("top_p", 0)) {
+            if (*v > 1) r.fail("top_p", "must be in (0, 1]");
+            p.sampling.top_p = *v;
+        }
+        if (auto v = r.number("tries", 1)) p.metrics.n_tries = *v;
+        if (auto v = r.number("min_k", 0)) {
+            if (*v > 1) r.fail("min_k", "must be in [0, 1]");
+            p.metrics.min_k = *v;
+        }
+        if (auto v = r.integer("k_extractable", 1)) p.metrics.k_extractable = *v;
+        if (auto v = r.boolean("generate")) p.generate = *v;
+        if (auto v = r.boolean("store_text")) p.store_text = *v;
+        if (auto v = r.str("truncate")) p.truncate = r.parse("truncate", [&] { return parse_truncate_policy(*v); });
+    }
+    p.load = c.load;
+    return c;
+}
+
+StudyConfig load_study_config(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw IoError(fmt::format("cannot read study config '{}'", path), "check the path");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return parse_study_config(ss.str(), path);
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Running
+
+std::vector<std::string> split_list(const std::string& s) {
+    std::vector<std::string> out;
+    std::stringstream ss(s);
+    std::string item;
+    while (std::getline(ss, item, ','))
+        if (!item.empty()) out.push_back(item);
+    return out;
+}
+
+// model.init: "dim=64,layers=2,heads=4,kv_heads=2,ffn=128,ctx=256" (as `memskew train --init`).
+ModelConfig parse_init(const std::string& file, const std::string& spec) {
+    ModelConfig c;
+    c.name = "memskew-from-scratch";
+    for (const auto& kv : split_list(spec)) {
+        const auto eq = kv.find('=');
+        auto bad = [&](const std::string& what) {
+            throw InvalidInput(fmt::format("{}: key 'model.init': {}", file, what),
+                               "keys: dim, layers, heads, kv_heads, ffn, ctx, arch, e.g. \"dim=64,layers=2,heads=4,ffn=128,ctx=256\"");
+        };
+        if (eq == std::string::npos) bad(fmt::format("'{}' is not key=value", kv));
+        const std::string k = kv.substr(0, eq), v = kv.substr(eq + 1);
+        auto num = [&] {
+            try {
+                size_t used = 0;
+                const int64_t x = std::stoll(v, &used);
+                if (used != v.size()) throw std::invalid_argument(v);
+                return x;
+            } catch (const std::exception&) {
+                bad(fmt::format("{} must be a number, got '{}'", k, v));
+            }
+            return int64_t{0};
+        };
+        if (k == "dim") c.dim = num();
+        else if (k == "layers") c.n_layers = num();
+        else if (k == "heads") c.n_heads = num();
+        else if (k == "kv_heads") c.n_kv_heads = num();
+        else if (k == "ffn") c.ffn_dim = num();
+        else if (k == "ctx") c.max_ctx = num();
+        else if (k == "arch") c.arch = v;
+        else bad(fmt::format("unknown key '{}'", k));
+    }
+    if (c.n_kv_heads == 0) c.n_kv_heads = c.n_heads;
+    if (c.ffn_dim == 0) c.ffn_dim = 4 * c.dim;
+    return c;
+}
+
+std::string hex64(const std::string& data) { return fmt::format("{:016x}", XXH3_64bits(data.data(), data.size())); }
+
+std::string read_file_or_empty(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return {};
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+nlohmann::json train_json(const TrainParams& t) {
+    nlohmann::json j;
+    j["mode"] = t.mode == TrainMode::kLora ? "lora" : "full";
+    if (t.mode == TrainMode::kLora) {
+        j["lora_r"] = t.lora.r;
+        j["lora_alpha"] = t.lora.lora_alpha;
+        j["lora_dropout"] = t.lora.lora_dropout;
+        j["lora_targets"] = t.lora.all_linear ? nlohmann::json("all-linear") : nlohmann::json(t.lora.target_modules);
+        j["rslora"] = t.lora.use_rslora;
+    }
+    j["epochs"] = t.epochs;
+    j["batch_size"] = t.batch_size;
+    j["grad_accum"] = t.grad_accum;
+    j["lr"] = t.lr;
+    j["weight_decay"] = t.weight_decay;
+    j["warmup_steps"] = t.warmup_steps;
+    j["schedule"] = t.schedule == LrSchedule::kCosine ? "cosine" : t.schedule == LrSchedule::kLinear ? "linear" : "constant";
+    j["max_grad_norm"] = t.max_grad_norm;
+    j["max_reference_tokens"] = t.max_reference_tokens;
+    j["append_eos"] = t.append_eos;
+    j["seed"] = t.seed;
+    return j;
+}
+
+std::string sources_text(const std::vector<StudySource>& sources) {
+    std::string s;
+    for (const auto& src : sources) s += fmt::format("{}{} {}", s.empty() ? "" : " + ", src.dataset, src.n);
+    return s;
+}
+
+// The arm's training set as JSONL text (prompt/completion, ids "<dataset>/<id>").
+struct ArmData {
+    std::string jsonl;
+    int64_t n = 0;
+};
+
+ArmData build_arm_data(const StudyConfig& c, const StudyArm& arm,
+                       std::map<std::string, std::vector<const Sample*>>& orders,
+                       const std::map<std::string, Dataset>& loaded) {
+    ArmData out;
+    for (const auto& src : arm.sources) {
+        const auto& order = orders.at(src.dataset);
+        const int64_t avail = static_cast<int64_t>(order.size());
+        if (src.n > avail)
+            throw InvalidInput(fmt::format("{}: key '{}.n': arm '{}' asks for {} samples of dataset '{}', which has {}",
+                                           c.config_path, src.key, arm.name, src.n, src.dataset, avail),
+                               fmt::format("use n <= {} (or leave n out for all of them)", avail));
+        const int64_t n = src.n > 0 ? src.n : avail;
+        for (int64_t i = 0; i < n; ++i) {
+            const Sample& s = *order[i];
+            nlohmann::json rec = {{"id", src.dataset + "/" + s.id}, {"prompt", s.prompt}, {"completion", s.reference}};
+            out.jsonl += rec.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+            out.n++;
+        }
+    }
+    (void)loaded;
+    return out;
+}
+
+struct ArmPaths {
+    std::string dir, train_jsonl, arm_json, done_json;
+};
+
+ArmPaths arm_paths(const std::string& out_dir, const std::string& arm) {
+    ArmPaths p;
+    p.dir = (fs::path(out_dir) / "arms" / arm).string();
+    p.train_jsonl = p.dir + "/train.jsonl";
+    p.arm_json = p.dir + "/arm.json";
+    p.done_json = p.dir + "/train-done.json";
+    return p;
+}
+
+// Mean of the logged step losses of each epoch, from the last checkpoint's
+// trainer_state.json: epoch e covers steps (step_{e-1}, step_e].
+std::map<int64_t, double> epoch_losses(const std::string& arm_dir, const std::vector<std::pair<int64_t, int64_t>>& epoch_steps) {
+    std::map<int64_t, double> out;
+    const auto ckpts = list_checkpoints(arm_dir);
+    if (ckpts.empty()) return out;
+    TrainerState st;
+    try {
+        st = load_trainer_state(ckpts.back());
+    } catch (const Error&) {
+        return out;
+    }
+    int64_t prev = 0;
+    for (const auto& [epoch, step] : epoch_steps) {
+        double sum = 0;
+        int64_t n = 0;
+        for (const auto& e : st.log_history) {
+            if (e.step <= prev || e.step > step) continue;
+            if (const auto l = e.loss()) {
+                sum += *l;
+                n++;
+            }
+        }
+        if (n) out[epoch] = sum / n;
+        prev = step;
+    }
+    return out;
+}
+
+ProbeParams arm_probe_params(const StudyConfig& c, const StudyArm& arm, const ArmPaths& ap, const std::string& store) {
+    ProbeParams p = c.probe;
+    p.model_path = c.model_path;  // "" for init: every checkpoint is a full model
+    p.load = c.load;
+    p.data_path = fs::absolute(ap.train_jsonl).lexically_normal().string();
+    p.data = DatasetParams{};
+    p.data.format = RecordFormat::kPromptCompletion;
+    p.data.prompt_template = parse_template("plain");
+    if (p.max_reference_tokens < 0) p.max_reference_tokens = arm.train.max_reference_tokens;
+    p.out_path = store;
+    p.run_label = arm.name;
+    return p;
+}
+
+}  // namespace
+
+StudySummary run_study(const StudyConfig& c, const StudyParams& params, const StudyLogFn& log_fn) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto log = [&](const std::string& s) {
+        if (log_fn) log_fn(s);
+    };
+    std::string out_dir = !params.out_dir.empty() ? params.out_dir : c.out_dir;
+    if (out_dir.empty())
+        throw InvalidInput(fmt::format("{}: no output folder: key 'study.out' is missing and no --out was given", c.config_path),
+                           "add out = \"DIR\" to [study] or pass --out DIR");
+    out_dir = fs::absolute(out_dir).lexically_normal().string();
+    std::error_code ec;
+    fs::create_directories(fs::path(out_dir) / "arms", ec);
+    if (ec) throw IoError(fmt::format("cannot create '{}': {}", out_dir, ec.message()));
+    const std::string store = out_dir + "/study.db";
+
+    // Datasets used by an arm: load, check sizes, fix one shuffled order each.
+    std::set<std::string> used;
+    for (const auto& a : c.arms)
+        for (const auto& s : a.sources) used.insert(s.dataset);
+    std::map<std::string, Dataset> loaded;
+    std::map<std::string, std::vector<const Sample*>> orders;
+    for (const auto& d : c.datasets) {
+        if (!used.count(d.name)) continue;
+        loaded[d.name] = with_context(fmt::format("{}: dataset '{}'", c.config_path, d.name),
+                                      [&] { return load_dataset(d.path, d.params); });
+        const auto& samples = loaded[d.name].samples;
+        std::vector<size_t> idx(samples.size());
+        std::iota(idx.begin(), idx.end(), 0);
+        std::mt19937_64 rng(c.data_seed * 1000003ull + 17);
+        for (size_t i = idx.size(); i > 1; --i) std::swap(idx[i - 1], idx[rng() % i]);  // Fisher-Yates
+        auto& ord = orders[d.name];
+        for (size_t i : idx) ord.push_back(&samples[i]);
+    }
+    // Check every arm's sizes before any training starts.
+    std::map<std::string, ArmData> arm_data;
+    for (const auto& a : c.arms) arm_data[a.name] = build_arm_data(c, a, orders, loaded);
+
+    StudySummary summary;
+    for (const auto& arm : c.arms) {
+        const ArmPaths ap = arm_paths(out_dir, arm.name);
+        fs::create_directories(ap.dir, ec);
+        if (ec) throw IoError(fmt::format("cannot create '{}': {}", ap.dir, ec.message()));
+        const ArmData& data = arm_data.at(arm.name);
+        if (read_file_or_empty(ap.train_jsonl) != data.jsonl) write_text_file_atomic(ap.train_jsonl, data.jsonl);
+
+        nlohmann::json fp = {{"model", c.model_path.empty() ? "init:" + c.init : c.model_path},
+                             {"dtype", dtype_name(c.load.dtype)},
+                             {"train", train_json(arm.train)},
+                             {"data_hash", hex64(data.jsonl)},
+                             {"n_samples", data.n}};
+        nlohmann::json sources = nlohmann::json::array();
+        for (const auto& s : arm.sources) sources.push_back({{"dataset", s.dataset}, {"n", s.n}});
+        fp["sources"] = sources;
+        const std::string fingerprint = hex64(fp.dump());
+
+        // Training: skip when done with the same settings; continue an interrupted one.
+        StudyArmResult res;
+        res.name = arm.name;
+        res.sources = arm.sources;
+        res.n_train_samples = data.n;
+        auto check_same = [&](const std::string& marker) {
+            const std::string text = read_file_or_empty(marker);
+            if (text.empty()) return false;
+            std::string old;
+            try {
+                old = nlohmann::json::parse(text).value("fingerprint", "");
+            } catch (const std::exception&) {
+            }
+            if (old != fingerprint)
+                throw InvalidInput(fmt::format("{}: arm '{}' in '{}' was trained with other settings, model or data",
+                                               c.config_path, arm.name, ap.dir),
+                                   "remove that folder to retrain the arm, or pass another --out");
+            return true;
+        };
+        const bool done = check_same(ap.done_json);
+        if (!done) {
+            const bool partial = !list_checkpoints(ap.dir).empty();
+            if (partial && !check_same(ap.arm_json))
+                throw InvalidInput(fmt::format("{}: '{}' holds checkpoints of an unknown training", c.config_path, ap.dir),
+                                   "remove that folder to retrain the arm, or pass another --out");
+            if (!params.train) {
+                log(fmt::format("arm {}: not trained (training off)", arm.name));
+                summary.arms.push_back(res);
+                continue;
+            }
+            write_text_file_atomic(ap.arm_json, nlohmann::json({{"fingerprint", fingerprint}, {"settings", fp}}).dump(2) + "\n");
+            log(fmt::format("arm {}: training on {} samples ({}), {} epochs{}", arm.name, data.n, sources_text(arm.sources),
+                            arm.train.epochs, partial ? ", continuing from the last checkpoint" : ""));
+            std::shared_ptr<Model> model;
+            if (!c.init.empty())
+                model = Model::random_llama(parse_init(c.config_path, c.init), make_byte_vocab(), arm.train.seed, c.load);
+            else
+                model = Model::load(c.model_path, c.load);
+            TrainParams tp = arm.train;
+            tp.data_path = ap.train_jsonl;
+            tp.data = DatasetParams{};
+            tp.data.format = RecordFormat::kPromptCompletion;
+            tp.data.prompt_template = parse_template("plain");
+            tp.out_dir = ap.dir;
+            tp.resume = partial;
+            int64_t last_epoch_logged = 0;
+            const TrainSummary ts = with_context(fmt::format("arm '{}'", arm.name), [&] {
+                return train_model(*model, tp, [&](const TrainProgress& pr) {
+                    const int64_t e = static_cast<int64_t>(pr.epoch + 1e-9);
+                    if (e > last_epoch_logged && std::abs(pr.epoch - e) < 1e-9) {
+                        last_epoch_logged = e;
+                        log(fmt::format("arm {}: epoch {}/{}  step {}/{}  loss {:.4f}  {:.0f} tok/s", arm.name, e,
+                                        arm.train.epochs, pr.step, pr.total_steps, pr.loss, pr.tokens_per_s));
+                    }
+                });
+            });
+            write_text_file_atomic(ap.done_json,
+                                   nlohmann::json({{"fingerprint", fingerprint}, {"steps", ts.steps},
+                                                   {"n_samples", ts.n_samples}, {"seconds", ts.seconds}})
+                                           .dump(2) +
+                                       "\n");
+            res.trained_now = true;
+        } else {
+            log(fmt::format("arm {}: already trained", arm.name));
+        }
+
+        // Probing: every checkpoint, one run each, labelled with the arm.
+        if (params.probe) {
+            const auto ckpts = list_checkpoints(ap.dir);
+            ProbeParams pp = arm_probe_params(c, arm, ap, store);
+            const std::string data_hash = hex64(data.jsonl);
+            // Runs of this arm already in the store, by step: status and whether the key inputs match.
+            std::map<int64_t, std::pair<RunStatus, bool>> stored;
+            if (fs::exists(store)) {
+                for (const RunInfo& r : ResultReader::open(store).runs()) {
+                    if (!r.spec.options.is_object() || r.spec.options.value("run_label", "") != arm.name) continue;
+                    if (!r.spec.checkpoint_step) continue;
+                    const auto& o = r.spec.options;
+                    const bool same = r.spec.dataset_hash == data_hash &&
+                                      o.value("max_reference_tokens", int64_t{-2}) == pp.max_reference_tokens &&
+                                      o.value("temperature", -1.0) == pp.sampling.temperature &&
+                                      o.value("top_k", int64_t{-1}) == pp.sampling.top_k &&
+                                      o.value("top_p", -1.0) == pp.sampling.top_p &&
+                                      o.value("generate", !pp.generate) == pp.generate &&
+                                      o.value("min_k", -1.0) == pp.metrics.min_k &&
+                                      o.value("k_extractable", int64_t{-1}) == pp.metrics.k_extractable &&
+                                      o.value("n_tries", -1.0) == pp.metrics.n_tries;
+                    auto& slot = stored[*r.spec.checkpoint_step];
+                    if (r.status == RunStatus::kDone && same) slot = {RunStatus::kDone, true};
+                    else if (!(slot.first == RunStatus::kDone && slot.second)) slot = {r.status, same};
+                }
+            }
+            for (size_t i = 0; i < ckpts.size(); ++i) {
+                const std::string name = fs::path(ckpts[i]).filename().string();
+                std::optional<int64_t> step;
+                try {
+                    step = std::stoll(name.substr(11));
+                } catch (const std::exception&) {
+                }
+                const auto it = step ? stored.find(*step) : stored.end();
+                if (it != stored.end() && it->second.first == RunStatus::kDone && it->second.second) {
+                    res.runs_skipped++;
+                    continue;
+                }
+                ProbeParams one = pp;
+                one.adapters = {ckpts[i]};
+                one.resume = it != stored.end();
+                log(fmt::format("arm {}: probing {} ({}/{}) on {} samples", arm.name, name, i + 1, ckpts.size(), data.n));
+                const ProbeSummary s = with_context(fmt::format("arm '{}'", arm.name), [&] { return run_probe(one); });
+                log(fmt::format("arm {}: {} -> max n_pre {}, mean {:.2f} ({:.1f} s)", arm.name, name, s.max_n_pre,
+                                s.mean_n_pre, s.seconds));
+                res.runs_probed++;
+            }
+            if (res.runs_skipped) log(fmt::format("arm {}: {} checkpoint runs already in the store", arm.name, res.runs_skipped));
+        }
+        summary.arms.push_back(res);
+    }
+
+    StudySummary rep = write_study_report(c, out_dir);
+    for (size_t i = 0; i < rep.arms.size() && i < summary.arms.size(); ++i) {
+        rep.arms[i].trained_now = summary.arms[i].trained_now;
+        rep.arms[i].runs_probed = summary.arms[i].runs_probed;
+        rep.arms[i].runs_skipped = summary.arms[i].runs_skipped;
+    }
+    rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    log(fmt::format("wrote {}", rep.report_path));
+    return rep;
+}
+
+// ---------------------------------------------------------------------------
+// The page
+
+namespace {
+
+const char* kColors[] = {"#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f", "#bab0ac"};
+
+std::string num(double v, int digits = 3) {
+    if (!std::isfinite(v)) return "–";
+    return report::format_number(v, digits);
+}
+
+std::string pval(double p) {
+    if (!std::isfinite(p)) return "–";
+    if (p < 1e-4) return fmt::format("{:.2e}", p);
+    return fmt::format("{:.4f}", p);
+}
+
+nlohmann::json jnum(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
+
+}  // namespace
+
+StudySummary write_study_report(const StudyConfig& c, const std::string& out_dir_in) {
+    const std::string out_dir = fs::absolute(out_dir_in).lexically_normal().string();
+    StudySummary sum;
+    sum.out_dir = out_dir;
+    sum.store_path = out_dir + "/study.db";
+    sum.report_path = out_dir + "/report.html";
+    sum.json_path = out_dir + "/study.json";
+
+    // n_pre per sample of every (arm, epoch) run.
+    std::map<std::string, std::map<int64_t, std::unordered_map<std::string, int64_t>>> npre;
+    std::map<std::string, std::map<int64_t, StudyPoint>> points;
+    if (fs::exists(sum.store_path)) {
+        const ResultReader reader = ResultReader::open(sum.store_path);
+        for (const RunInfo& r : reader.runs()) {
+            if (!r.spec.options.is_object()) continue;
+            const std::string label = r.spec.options.value("run_label", "");
+            if (label.empty() || !r.spec.checkpoint_step) continue;
+            const RunColumns cols = reader.load_columns(r.run_id);
+            StudyPoint pt;
+            pt.run_id = r.run_id;
+            pt.step = *r.spec.checkpoint_step;
+            pt.epoch = r.spec.checkpoint_epoch.value_or(0);
+            pt.train_loss = r.spec.train_loss.value_or(NAN);
+            std::vector<double> v;
+            std::unordered_map<std::string, int64_t> by_id;
+            for (size_t i = 0; i < cols.size(); ++i) {
+                if (cols.n_pre[i] < 0) continue;
+                v.push_back(static_cast<double>(cols.n_pre[i]));
+                by_id[cols.sample_id[i]] = cols.n_pre[i];
+                pt.n_exact += cols.length[i] >= 0 && cols.n_pre[i] == cols.length[i];
+            }
+            pt.n_samples = static_cast<int64_t>(v.size());
+            if (!v.empty()) {
+                double s = 0;
+                for (double x : v) s += x;
+                pt.mean_n_pre = s / v.size();
+                pt.p99_n_pre = stats::quantile(v, 0.99);
+                pt.max_n_pre = *std::max_element(v.begin(), v.end());
+            }
+            // A later run of the same (arm, epoch) replaces an earlier one.
+            points[label][pt.epoch] = pt;
+            npre[label][pt.epoch] = std::move(by_id);
+        }
+    }
+
+    for (const auto& arm : c.arms) {
+        StudyArmResult res;
+        res.name = arm.name;
+        res.sources = arm.sources;
+        const ArmPaths ap = arm_paths(out_dir, arm.name);
+        const std::string done = read_file_or_empty(ap.done_json);
+        if (!done.empty()) {
+            try {
+                res.n_train_samples = nlohmann::json::parse(done).value("n_samples", int64_t{0});
+            } catch (const std::exception&) {
+            }
+        }
+        std::vector<std::pair<int64_t, int64_t>> epoch_steps;
+        for (const auto& [e, pt] : points[arm.name]) epoch_steps.emplace_back(e, pt.step);
+        const auto losses = epoch_losses(ap.dir, epoch_steps);
+        for (auto [e, pt] : points[arm.name]) {
+            if (const auto it = losses.find(e); it != losses.end()) pt.train_loss = it->second;
+            res.points.push_back(pt);
+        }
+        sum.arms.push_back(std::move(res));
+    }
+
+    for (const auto& cmp : c.comparisons) {
+        for (const auto& [epoch, a_map] : npre[cmp.a]) {
+            const auto bit = npre[cmp.b].find(epoch);
+            if (bit == npre[cmp.b].end()) continue;
+            StudyComparisonResult r;
+            r.a = cmp.a;
+            r.b = cmp.b;
+            r.epoch = epoch;
+            std::vector<std::string> ids;
+            for (const auto& [id, v] : a_map)
+                if (bit->second.count(id)) ids.push_back(id);
+            std::sort(ids.begin(), ids.end());
+            std::vector<double> x, y;
+            for (const auto& id : ids) {
+                x.push_back(static_cast<double>(bit->second.at(id)));  // b
+                y.push_back(static_cast<double>(a_map.at(id)));        // a
+            }
+            r.n_shared = static_cast<int64_t>(ids.size());
+            if (ids.empty()) {
+                r.skipped = "no shared samples";
+            } else {
+                double sa = 0, sb = 0;
+                for (size_t i = 0; i < ids.size(); ++i) sa += y[i], sb += x[i];
+                r.mean_a = sa / ids.size();
+                r.mean_b = sb / ids.size();
+                r.mean_difference = r.mean_b - r.mean_a;
+                if (x == y) r.skipped = "all differences are zero";
+                else {
+                    try {
+                        r.wilcoxon = stats::wilcoxon(x, y);
+                    } catch (const Error& e) {
+                        r.skipped = e.message();
+                    }
+                }
+            }
+            sum.comparisons.push_back(std::move(r));
+        }
+    }
+
+    // study.json
+    nlohmann::json j;
+    j["study"] = c.name;
+    j["config"] = c.config_path;
+    j["model"] = c.model_path.empty() ? "init:" + c.init : c.model_path;
+    j["store"] = sum.store_path;
+    j["arms"] = nlohmann::json::array();
+    for (const auto& a : sum.arms) {
+        nlohmann::json ja = {{"name", a.name}, {"n_train_samples", a.n_train_samples}};
+        ja["sources"] = nlohmann::json::array();
+        for (const auto& s : a.sources) ja["sources"].push_back({{"dataset", s.dataset}, {"n", s.n}});
+        ja["checkpoints"] = nlohmann::json::array();
+        for (const auto& p : a.points)
+            ja["checkpoints"].push_back({{"run_id", p.run_id}, {"epoch", p.epoch}, {"step", p.step},
+                                         {"train_loss", jnum(p.train_loss)}, {"n_samples", p.n_samples},
+                                         {"mean_n_pre", jnum(p.mean_n_pre)}, {"p99_n_pre", jnum(p.p99_n_pre)},
+                                         {"max_n_pre", jnum(p.max_n_pre)}, {"n_exact", p.n_exact}});
+        j["arms"].push_back(ja);
+    }
+    j["comparisons"] = nlohmann::json::array();
+    for (const auto& r : sum.comparisons) {
+        nlohmann::json jc = {{"a", r.a}, {"b", r.b}, {"epoch", r.epoch}, {"n_shared", r.n_shared},
+                             {"mean_a", jnum(r.mean_a)}, {"mean_b", jnum(r.mean_b)},
+                             {"mean_difference", jnum(r.mean_difference)}};
+        if (r.wilcoxon)
+            jc["wilcoxon"] = {{"statistic", r.wilcoxon->statistic}, {"p_value", jnum(r.wilcoxon->p_value)},
+                              {"z", jnum(r.wilcoxon->z)}, {"effect_size_r", jnum(r.wilcoxon->effect_size_r)},
+                              {"rank_biserial", jnum(r.wilcoxon->rank_biserial)}, {"n", r.wilcoxon->n},
+                              {"n_zero", r.wilcoxon->n_zero}, {"exact", r.wilcoxon->exact}};
+        if (!r.skipped.empty()) jc["skipped"] = r.skipped;
+        j["comparisons"].push_back(jc);
+    }
+    write_text_file_atomic(sum.json_path, j.dump(2) + "\n");
+
+    // report.html
+    using report::escape_html;
+    std::string h;
+    h += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" + escape_html(c.name) +
+         " — memskew study</title>\n<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;"
+         "padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:"
+         "3px 8px;text-align:right}th{background:#f4f4f4}td.l,th.l{text-align:left}h2{margin-top:2em}"
+         ".note{color:#555;font-size:0.9em}svg{display:block;margin:1em 0}</style></head><body>\n";
+    h += "<h1>" + escape_html(c.name) + "</h1>\n";
+    h += "<p class=\"note\">memskew study (METHOD M11). Model: " +
+         escape_html(c.model_path.empty() ? "from scratch, " + c.init : c.model_path) + ". Store: " +
+         escape_html(sum.store_path) + ". n_pre: the number of leading reference tokens the model reproduces "
+         "greedily, teacher-forced, probed on each arm's own training samples.</p>\n";
+
+    // Arms table.
+    h += "<h2>Arms</h2>\n<table id=\"table-arms\"><tr><th class=\"l\">arm</th><th class=\"l\">training set</th>"
+         "<th>samples</th><th>epochs</th><th>final loss</th><th>final mean n_pre</th><th>final p99</th>"
+         "<th>final max</th><th>exact</th></tr>\n";
+    for (const auto& a : sum.arms) {
+        const StudyPoint* last = a.points.empty() ? nullptr : &a.points.back();
+        h += fmt::format("<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+                         "<td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                         escape_html(a.name), escape_html(sources_text(a.sources)), a.n_train_samples, a.points.size(),
+                         last ? num(last->train_loss, 4) : "–", last ? num(last->mean_n_pre) : "–",
+                         last ? num(last->p99_n_pre) : "–", last ? num(last->max_n_pre) : "–",
+                         last ? std::to_string(last->n_exact) : "–");
+    }
+    h += "</table>\n";
+
+    // Trend charts.
+    auto epoch_chart = [&](const std::string& id, const std::string& title, const std::string& ylabel, bool loss_axis) {
+        report::Chart ch;
+        ch.id = id;
+        ch.title = title;
+        std::vector<double> xs, ys;
+        size_t k = 0;
+        for (const auto& a : sum.arms) {
+            const std::string color = kColors[k++ % 10];
+            report::Line max_l, p99_l;
+            max_l.name = a.name + (loss_axis ? "" : " max");
+            max_l.color = p99_l.color = color;
+            max_l.markers = p99_l.markers = true;
+            p99_l.name = a.name + " p99";
+            p99_l.dashed = true;
+            for (const auto& p : a.points) {
+                const double x = static_cast<double>(p.epoch);
+                if (loss_axis) {
+                    max_l.x.push_back(x);
+                    max_l.y.push_back(p.train_loss);
+                    ys.push_back(p.train_loss);
+                } else {
+                    max_l.x.push_back(x);
+                    max_l.y.push_back(p.max_n_pre);
+                    p99_l.x.push_back(x);
+                    p99_l.y.push_back(p.p99_n_pre);
+                    ys.push_back(p.max_n_pre);
+                    ys.push_back(p.p99_n_pre);
+                }
+                xs.push_back(x);
+            }
+            ch.lines.push_back(max_l);
+            if (!loss_axis) ch.lines.push_back(p99_l);
+        }
+        if (xs.empty()) return std::string("<p class=\"note\">No probed checkpoints yet.</p>\n");
+        ch.x = report::fit_axis(report::ScaleKind::kLinear, xs, "epoch");
+        ch.x.integer = true;
+        ch.y = report::fit_axis(report::ScaleKind::kLinear, ys, ylabel, !loss_axis);
+        ch.legend_at = loss_axis ? report::Chart::LegendAt::kTopRight : report::Chart::LegendAt::kTopLeft;
+        return ch.render() + "\n";
+    };
+    h += "<h2>Tail of n_pre per epoch</h2>\n<p class=\"note\">Solid: max n_pre; dashed: p99. The finding to "
+         "reproduce (METHOD M11): the tail keeps growing after the loss has flattened.</p>\n";
+    h += epoch_chart("chart-study-tail", "max and p99 of n_pre per epoch", "n_pre (tokens)", false);
+    h += epoch_chart("chart-study-loss", "training loss per epoch (mean of the epoch's steps)", "loss", true);
+    {
+        report::Chart ch;
+        ch.id = "chart-study-tail-vs-loss";
+        ch.title = "max n_pre against training loss (one point per checkpoint)";
+        std::vector<double> xs, ys;
+        size_t k = 0;
+        for (const auto& a : sum.arms) {
+            report::Line l;
+            l.name = a.name;
+            l.color = kColors[k++ % 10];
+            l.markers = true;
+            for (const auto& p : a.points) {
+                l.x.push_back(p.train_loss);
+                l.y.push_back(p.max_n_pre);
+                xs.push_back(p.train_loss);
+                ys.push_back(p.max_n_pre);
+            }
+            ch.lines.push_back(l);
+        }
+        if (!xs.empty()) {
+            ch.x = report::fit_axis(report::ScaleKind::kLinear, xs, "training loss");
+            ch.y = report::fit_axis(report::ScaleKind::kLinear, ys, "max n_pre (tokens)", true);
+            h += ch.render() + "\n";
+        }
+    }
+
+    // Per-epoch tables.
+    h += "<h2>Per checkpoint</h2>\n";
+    for (const auto& a : sum.arms) {
+        h += "<h3>" + escape_html(a.name) + " <span class=\"note\">(" + escape_html(sources_text(a.sources)) + ")</span></h3>\n";
+        h += "<table class=\"table-arm\"><tr><th>epoch</th><th>step</th><th>loss</th><th>samples</th><th>mean n_pre</th>"
+             "<th>p99</th><th>max</th><th>exact</th><th>run</th></tr>\n";
+        for (const auto& p : a.points)
+            h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+                             "<td>{}</td></tr>\n",
+                             p.epoch, p.step, num(p.train_loss, 4), p.n_samples, num(p.mean_n_pre), num(p.p99_n_pre),
+                             num(p.max_n_pre), p.n_exact, p.run_id);
+        h += "</table>\n";
+    }
+
+    // Dataset size: single-source arms grouped by dataset (and seed).
+    {
+        std::map<std::string, std::vector<const StudyArmResult*>> groups;
+        for (size_t i = 0; i < sum.arms.size(); ++i) {
+            const auto& a = sum.arms[i];
+            if (a.sources.size() != 1 || a.points.empty()) continue;
+            groups[a.sources[0].dataset + " (seed " + std::to_string(c.arms[i].train.seed) + ")"].push_back(&a);
+        }
+        h += "<h2>Dataset size</h2>\n";
+        bool any = false;
+        for (auto& [g, arms] : groups) {
+            if (arms.size() < 2) continue;
+            any = true;
+            std::sort(arms.begin(), arms.end(),
+                      [](const StudyArmResult* x, const StudyArmResult* y) { return x->n_train_samples < y->n_train_samples; });
+            // The last epoch every size reached.
+            int64_t epoch = INT64_MAX;
+            for (const auto* a : arms) epoch = std::min(epoch, a->points.back().epoch);
+            report::Chart ch;
+            ch.id = "chart-study-size";
+            ch.title = fmt::format("{}: tail of n_pre against training-set size, epoch {}", g, epoch);
+            report::Line mx, p99;
+            mx.name = "max";
+            p99.name = "p99";
+            p99.color = kColors[1];
+            mx.markers = p99.markers = true;
+            std::vector<double> xs, ys;
+            h += fmt::format("<table class=\"table-size\"><tr><th>arm</th><th>samples</th><th>epoch</th><th>mean</th>"
+                             "<th>p99</th><th>max</th></tr>\n");
+            for (const auto* a : arms) {
+                const StudyPoint* p = nullptr;
+                for (const auto& q : a->points)
+                    if (q.epoch == epoch) p = &q;
+                if (!p) continue;
+                const double n = static_cast<double>(a->n_train_samples);
+                mx.x.push_back(n);
+                mx.y.push_back(p->max_n_pre);
+                p99.x.push_back(n);
+                p99.y.push_back(p->p99_n_pre);
+                xs.push_back(n);
+                ys.push_back(p->max_n_pre);
+                ys.push_back(p->p99_n_pre);
+                h += fmt::format("<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                                 escape_html(a->name), a->n_train_samples, epoch, num(p->mean_n_pre), num(p->p99_n_pre),
+                                 num(p->max_n_pre));
+            }
+            h += "</table>\n";
+            ch.lines = {mx, p99};
+            ch.x = report::fit_axis(report::ScaleKind::kLinear, xs, "training samples", true);
+            ch.y = report::fit_axis(report::ScaleKind::kLinear, ys, "n_pre (tokens)", true);
+            h += ch.render() + "\n";
+        }
+        if (!any) h += "<p class=\"note\">No two single-dataset arms of different sizes (declare [sizes]).</p>\n";
+    }
+
+    // Composition.
+    h += "<h2>Composition</h2>\n<p class=\"note\">Paired Wilcoxon signed-rank test (two-sided) on n_pre of the samples "
+         "both arms trained on (same ids), at each epoch both reached; differences are b − a; r = z/√n; "
+         "rank-biserial = (R+ − R−)/(R+ + R−).</p>\n";
+    if (sum.comparisons.empty()) h += "<p class=\"note\">No comparison: declare [[compare]] or an arm mixing datasets.</p>\n";
+    else {
+        h += "<table id=\"table-composition\"><tr><th class=\"l\">a</th><th class=\"l\">b</th><th>epoch</th><th>shared</th>"
+             "<th>mean a</th><th>mean b</th><th>mean b−a</th><th>W</th><th>p</th><th>z</th><th>r</th><th>rank-biserial</th>"
+             "<th>non-zero</th></tr>\n";
+        for (const auto& r : sum.comparisons) {
+            h += fmt::format("<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+                             escape_html(r.a), escape_html(r.b), r.epoch, r.n_shared, num(r.mean_a), num(r.mean_b),
+                             num(r.mean_difference));
+            if (r.wilcoxon)
+                h += fmt::format("<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                                 num(r.wilcoxon->statistic, 6), pval(r.wilcoxon->p_value), num(r.wilcoxon->z),
+                                 num(r.wilcoxon->effect_size_r), num(r.wilcoxon->rank_biserial), r.wilcoxon->n);
+            else
+                h += "<td colspan=\"6\" class=\"l\">" + escape_html(r.skipped) + "</td></tr>\n";
+        }
+        h += "</table>\n";
+    }
+    h += "</body></html>\n";
+    write_text_file_atomic(sum.report_path, h);
+    return sum;
+}
+
+}  // namespace memskew
