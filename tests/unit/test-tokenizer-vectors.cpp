@@ -22,66 +22,15 @@
 #include "memskew/gguf.h"
 #include "memskew/tokenizer.h"
 #include "test-util.h"
+#include "tokenizer-vectors.h"
 
 namespace memskew {
 namespace {
 
-struct VectorCase {
-    std::string text;
-    std::vector<int32_t> ids;
-};
-
-// Inputs are joined by "\n__ggml_vocab_test__\n" (the file also ends with
-// it); exactly that separator is removed, so whitespace inside an input,
-// including leading/trailing newlines, is kept. Same as test-tokenizer-0.
-std::vector<std::string> split_inputs(const std::string& raw) {
-    static const std::string kSep = "\n__ggml_vocab_test__\n";
-    std::vector<std::string> inputs;
-    size_t pos = 0;
-    while (pos < raw.size()) {
-        const size_t next = raw.find(kSep, pos);
-        if (next == std::string::npos) {
-            inputs.push_back(raw.substr(pos));
-            break;
-        }
-        inputs.push_back(raw.substr(pos, next - pos));
-        pos = next + kSep.size();
-    }
-    return inputs;
-}
-
-std::vector<VectorCase> read_cases(const std::string& inp_path, const std::string& out_path) {
-    const std::vector<std::string> inputs = split_inputs(test::read_file(inp_path));
-    std::istringstream out(test::read_file(out_path));
-    std::vector<VectorCase> cases;
-    std::string line;
-    for (const std::string& text : inputs) {
-        if (!std::getline(out, line)) break;
-        VectorCase c{text, {}};
-        std::istringstream ids(line);
-        for (int32_t id; ids >> id;) c.ids.push_back(id);
-        cases.push_back(std::move(c));
-    }
-    EXPECT_EQ(cases.size(), inputs.size()) << out_path << " has fewer lines than " << inp_path << " has inputs";
-    return cases;
-}
-
-std::string show_ids(const std::vector<int32_t>& ids) {
-    std::string s;
-    for (int32_t id : ids) s += (s.empty() ? "" : " ") + std::to_string(id);
-    return s;
-}
-
-std::string show_text(const std::string& text) {
-    std::string s;
-    for (unsigned char c : text) {
-        if (c == '\n') s += "\\n";
-        else if (c == '\t') s += "\\t";
-        else if (c < 0x20) s += "\\x" + std::to_string(c);
-        else s.push_back(static_cast<char>(c));
-    }
-    return s;
-}
+using test::read_cases;
+using test::show_ids;
+using test::show_text;
+using test::VectorCase;
 
 class TokenizerVectors : public ::testing::TestWithParam<std::string> {};
 
@@ -209,38 +158,7 @@ TEST(RealVocab, RandomBytesRoundTrip) {
 // Encode speed (printed, not asserted: the machine is shared). The corpus is
 // the first 8 MB of a real dataset when the shared data is there (a fresh
 // tokenizer, so the word cache starts cold), else the vector inputs repeated.
-TEST(TokenizerSpeed, EncodeThroughput) {
-    std::string corpus;
-    std::string source = "data/medquad.jsonl";
-    if (const std::string data = test::shared_path(source); !data.empty()) {
-        corpus = test::read_file(data).substr(0, 8u << 20);
-    }
-    for (const std::string name : {"gpt-2", "llama-spm"}) {
-        const std::string gguf_path = test::shared_path("tokenizers/gguf/ggml-vocab-" + name + ".gguf");
-        const std::string inp_path = test::shared_path("tokenizers/vectors/" + name + ".inp");
-        if (gguf_path.empty() || inp_path.empty()) GTEST_SKIP() << "shared tokenizers not found";
-        if (corpus.empty()) {
-            source = "vectors/" + name + ".inp repeated";
-            std::string block;
-            for (const auto& s : split_inputs(test::read_file(inp_path))) block += s + "\n";
-            while (corpus.size() < (4u << 20)) corpus += block;
-        }
-        const auto tok = load_tokenizer_gguf(gguf_path);
-        const auto t0 = std::chrono::steady_clock::now();
-        const std::clock_t c0 = std::clock();
-        size_t n_tokens = 0;
-        // Document-sized calls, as a dataset is encoded.
-        for (size_t pos = 0; pos < corpus.size(); pos += 2000) {
-            n_tokens += tok->encode(std::string_view(corpus).substr(pos, 2000)).size();
-        }
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        // CPU time is the per-core figure; wall time suffers when others load the machine.
-        const double cpu = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
-        std::printf("[ %-9s ] encode %.1f MB/s per CPU-second (%.1f MB/s wall) on %s (%zu bytes, %zu tokens)\n",
-                    name.c_str(), corpus.size() / cpu / 1e6, corpus.size() / s / 1e6, source.c_str(),
-                    corpus.size(), n_tokens);
-    }
-}
+// Encoding speed is measured by bench/bench-tokenize, not here.
 
 }  // namespace
 }  // namespace memskew
