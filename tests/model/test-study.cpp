@@ -186,7 +186,8 @@ TEST(Study, TinyStudyEndToEndAndResume) {
         EXPECT_EQ(a.runs_skipped, 2) << a.name;
         ASSERT_EQ(a.points.size(), 2u);
     }
-    EXPECT_LT(second_s, first_s);
+    // Skipping is checked on what ran, not on timing (machines are shared).
+    std::printf("[ info ] first run %.1f s, re-run %.1f s\n", first_s, second_s);
     const ResultReader reader = ResultReader::open(dir + "/out/study.db");
     const auto runs2 = reader.runs();
     ASSERT_EQ(runs2.size(), runs.size());
