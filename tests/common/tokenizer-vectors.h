@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "memskew/tokenizer.h"
 #include "test-util.h"
 
 namespace memskew::test {
@@ -67,6 +68,39 @@ inline std::string show_text(const std::string& text) {
         else if (c == '\t') s += "\\t";
         else if (c < 0x20) s += "\\x" + std::to_string(c);
         else s.push_back(static_cast<char>(c));
+    }
+    return s;
+}
+
+// Encodes every case (no special tokens), decodes it back, reports each
+// mismatch as a test failure and prints the counts under `label`.
+inline void check_vectors(const Tokenizer& tok, const std::string& label, const std::vector<VectorCase>& cases) {
+    int n_match = 0, n_round_trip = 0;
+    for (const VectorCase& c : cases) {
+        const std::vector<int32_t> got = tok.encode(c.text, false);
+        if (got == c.ids) {
+            ++n_match;
+        } else {
+            ADD_FAILURE() << label << " mismatch\n  input:    '" << show_text(c.text) << "'\n  expected: "
+                          << show_ids(c.ids) << "\n  got:      " << show_ids(got);
+        }
+        const std::string back = tok.decode(got);
+        if (back == c.text) {
+            ++n_round_trip;
+        } else {
+            ADD_FAILURE() << label << " round trip\n  input:   '" << show_text(c.text) << "'\n  decoded: '"
+                          << show_text(back) << "'";
+        }
+    }
+    std::printf("[ %-9s ] %d/%zu vectors match, %d/%zu round-trip\n", label.c_str(), n_match, cases.size(),
+                n_round_trip, cases.size());
+}
+
+// gtest parameter names: "gpt-2" -> "gpt_2".
+inline std::string vector_param_name(const ::testing::TestParamInfo<std::string>& info) {
+    std::string s = info.param;
+    for (char& c : s) {
+        if (c == '-') c = '_';
     }
     return s;
 }

@@ -28,7 +28,6 @@ namespace memskew {
 namespace {
 
 using test::read_cases;
-using test::show_ids;
 using test::show_text;
 using test::VectorCase;
 
@@ -43,35 +42,11 @@ TEST_P(TokenizerVectors, MatchAndRoundTrip) {
     const std::vector<VectorCase> cases = read_cases(inp_path, out_path);
     ASSERT_EQ(cases.size(), 46u);
 
-    int n_match = 0, n_round_trip = 0;
-    for (const VectorCase& c : cases) {
-        const std::vector<int32_t> got = tok->encode(c.text, false);
-        if (got == c.ids) {
-            ++n_match;
-        } else {
-            ADD_FAILURE() << name << " mismatch\n  input:    '" << show_text(c.text) << "'\n  expected: "
-                          << show_ids(c.ids) << "\n  got:      " << show_ids(got);
-        }
-        const std::string back = tok->decode(got);
-        if (back == c.text) {
-            ++n_round_trip;
-        } else {
-            ADD_FAILURE() << name << " round trip\n  input:   '" << show_text(c.text) << "'\n  decoded: '"
-                          << show_text(back) << "'";
-        }
-    }
-    std::printf("[ %-9s ] %d/%zu vectors match, %d/%zu round-trip\n", name.c_str(), n_match, cases.size(),
-                n_round_trip, cases.size());
+    test::check_vectors(*tok, name, cases);
 }
 
 INSTANTIATE_TEST_SUITE_P(Gguf, TokenizerVectors, ::testing::Values("gpt-2", "llama-spm"),
-                         [](const auto& info) {
-                             std::string s = info.param;
-                             for (char& c : s) {
-                                 if (c == '-') c = '_';
-                             }
-                             return s;
-                         });
+                         test::vector_param_name);
 
 std::string random_text(std::mt19937& rng, int n_parts) {
     static const std::vector<std::string> kParts = {
