@@ -20,6 +20,7 @@
 #include <limits>
 
 #include "memskew/error.h"
+#include "util/mapped-file.h"
 
 namespace memskew {
 
@@ -171,10 +172,6 @@ void read_value(Cursor& c, GgufType type, GgufValue& v, int depth) {
     c.check_count(count, min_encoded_size(v.array_type), "array length", count_pos);
     v.array.resize(count);
     for (GgufValue& e : v.array) read_value(c, v.array_type, e, depth + 1);
-}
-
-[[noreturn]] void throw_errno(const std::string& path, const char* action, int err) {
-    throw IoError(fmt::format("cannot {} '{}': {}", action, path, std::strerror(err)));
 }
 
 }  // namespace
@@ -401,47 +398,17 @@ std::vector<int64_t> GgufTensorInfo::torch_shape() const {
 // --- GgufFile ---------------------------------------------------------------
 
 std::shared_ptr<GgufFile> GgufFile::open(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw_errno(path, "open", errno);
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-        const int err = errno;
-        ::close(fd);
-        throw_errno(path, "stat", err);
-    }
-    if (S_ISDIR(st.st_mode)) {
-        ::close(fd);
-        throw IoError(fmt::format("cannot open '{}': is a directory, expected a .gguf file", path),
-                      "pass the path of the .gguf file itself");
-    }
-    if (!S_ISREG(st.st_mode)) {
-        ::close(fd);
-        throw IoError(fmt::format("cannot open '{}': not a regular file", path));
-    }
-    if (st.st_size == 0) {
-        ::close(fd);
-        throw FormatError(fmt::format("error loading {}: file is empty (0 bytes), expected a GGUF file", path),
-                          "the download or copy may have failed");
-    }
-
+    const FileMapping m = map_file_readonly(path, {".gguf", "a GGUF file", "pass the path of the .gguf file itself"});
     std::shared_ptr<GgufFile> file(new GgufFile());
     file->path_ = path;
-    const size_t size = static_cast<size_t>(st.st_size);
-    // MAP_PRIVATE + PROT_READ: tensor data is paged in on demand, never copied.
-    void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    const int map_err = errno;
-    ::close(fd);  // the mapping keeps the file alive
-    if (map == MAP_FAILED) throw_errno(path, "map", map_err);
-    file->base_ = static_cast<const uint8_t*>(map);
-    file->size_ = size;
+    file->base_ = m.data;
+    file->size_ = m.size;
 
     with_context(fmt::format("error loading {}", path), [&] { file->parse(); });
     return file;
 }
 
-GgufFile::~GgufFile() {
-    if (base_ != nullptr) ::munmap(const_cast<uint8_t*>(base_), size_);
-}
+GgufFile::~GgufFile() { unmap_file({base_, size_}); }
 
 void GgufFile::parse() {
     Cursor c(base_, size_);

@@ -22,6 +22,7 @@
 #include <set>
 
 #include "memskew/error.h"
+#include "util/mapped-file.h"
 #include "memskew/gguf.h"
 
 namespace memskew {
@@ -109,10 +110,6 @@ std::string format_hint(const uint8_t* p, size_t n) {
                "saved instead of the weights";
     }
     return "the file may be truncated or not a safetensors file";
-}
-
-[[noreturn]] void throw_errno(const std::string& path, const char* action, int err) {
-    throw IoError(fmt::format("cannot {} '{}': {}", action, path, std::strerror(err)));
 }
 
 std::string read_small_file(const std::string& path) {
@@ -212,48 +209,17 @@ int64_t SafetensorsTensorInfo::n_elements() const {
 // --- SafetensorsFile ----------------------------------------------------------
 
 std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw_errno(path, "open", errno);
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-        const int err = errno;
-        ::close(fd);
-        throw_errno(path, "stat", err);
-    }
-    if (S_ISDIR(st.st_mode)) {
-        ::close(fd);
-        throw IoError(fmt::format("cannot open '{}': is a directory, expected a .safetensors file", path),
-                      "open a model folder with SafetensorsModel, or pass the .safetensors file itself");
-    }
-    if (!S_ISREG(st.st_mode)) {
-        ::close(fd);
-        throw IoError(fmt::format("cannot open '{}': not a regular file", path));
-    }
-    if (st.st_size == 0) {
-        ::close(fd);
-        throw FormatError(
-            fmt::format("error loading {}: file is empty (0 bytes), expected a safetensors file", path),
-            "the download or copy may have failed");
-    }
-
+    const FileMapping m = map_file_readonly(path, {".safetensors", "a safetensors file", "open a model folder with SafetensorsModel, or pass the .safetensors file itself"});
     std::shared_ptr<SafetensorsFile> file(new SafetensorsFile());
     file->path_ = path;
-    const size_t size = static_cast<size_t>(st.st_size);
-    // MAP_PRIVATE + PROT_READ: tensor data is paged in on demand, never copied.
-    void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    const int map_err = errno;
-    ::close(fd);  // the mapping keeps the file alive
-    if (map == MAP_FAILED) throw_errno(path, "map", map_err);
-    file->base_ = static_cast<const uint8_t*>(map);
-    file->size_ = size;
+    file->base_ = m.data;
+    file->size_ = m.size;
 
     with_context(fmt::format("error loading {}", path), [&] { file->parse(); });
     return file;
 }
 
-SafetensorsFile::~SafetensorsFile() {
-    if (base_ != nullptr) ::munmap(const_cast<uint8_t*>(base_), size_);
-}
+SafetensorsFile::~SafetensorsFile() { unmap_file({base_, size_}); }
 
 void SafetensorsFile::parse() {
     if (size_ < 8) {
