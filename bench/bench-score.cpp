@@ -2,7 +2,11 @@
 // random Llama of a realistic shape, fp32 and bf16, with the GEMM rate of
 // this machine measured in the same run as the yardstick.
 //
-//   bench-score [--repeats N] [--threads N] [--dtype f32|bf16|both]
+//   bench-score [--repeats N] [--threads N] [--dtype f32|bf16|both] [--trace FILE]
+//
+// --trace FILE writes one scoring pass's operator timeline (LibTorch's legacy
+// profiler, Chrome trace JSON; open it in chrome://tracing) for finding where
+// the time outside the GEMMs goes. Per dtype: FILE gets the dtype appended.
 //
 // Model: dim 768, 12 layers, 12 heads (12 KV heads), FFN 2048, vocab 32000,
 // untied (~134M parameters). Batch: 16 samples x (128 prompt + 64 reference).
@@ -35,6 +39,8 @@
 #include "memskew/engine.h"
 #include "memskew/tokenizer.h"
 #include "model/model-impl.h"
+
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 using namespace memskew;
 
@@ -147,7 +153,7 @@ struct Result {
 
 const char* pass(bool ok) { return ok ? "PASS" : "MISS"; }
 
-Result run(DType dtype, int repeats, int n_threads) {
+Result run(DType dtype, int repeats, int n_threads, const std::string& trace) {
     Result res;
     res.dtype = dtype;
     const ModelConfig cfg = bench_config();
@@ -193,6 +199,15 @@ Result run(DType dtype, int repeats, int n_threads) {
         res.n_pre_sum_gen += gen_n_pre;
     }
 
+    if (!trace.empty()) {
+        const std::string file = fmt::format("{}.{}.json", trace, dtype_name(dtype));
+        {
+            torch::autograd::profiler::RecordProfile profile(file);
+            engine.score(score_batch);
+        }
+        std::printf("   operator trace of one scoring pass: %s\n", file.c_str());
+    }
+
     // Breakdown of one scoring pass: the backbone vs the output projection of
     // the reference rows (the rest of score(): gathering and per-token stats).
     const int64_t T = kPrompt + kRef - 1;
@@ -233,14 +248,15 @@ Result run(DType dtype, int repeats, int n_threads) {
 int main(int argc, char** argv) {
     memskew::ensure_passive_openmp(argc, argv);
     int repeats = 3, n_threads = 0;
-    std::string which = "both";
+    std::string which = "both", trace;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--repeats" && i + 1 < argc) repeats = std::stoi(argv[++i]);
         else if (a == "--threads" && i + 1 < argc) n_threads = std::stoi(argv[++i]);
         else if (a == "--dtype" && i + 1 < argc) which = argv[++i];
+        else if (a == "--trace" && i + 1 < argc) trace = argv[++i];
         else {
-            std::fprintf(stderr, "usage: bench-score [--repeats N] [--threads N] [--dtype f32|bf16|both]\n");
+            std::fprintf(stderr, "usage: bench-score [--repeats N] [--threads N] [--dtype f32|bf16|both] [--trace FILE]\n");
             return 2;
         }
     }
@@ -269,8 +285,8 @@ int main(int argc, char** argv) {
                     std::thread::hardware_concurrency());
 
     std::vector<Result> results;
-    if (which == "both" || which == "f32" || which == "fp32") results.push_back(run(DType::kF32, repeats, n_threads));
-    if (which == "both" || which == "bf16") results.push_back(run(DType::kBF16, repeats, n_threads));
+    if (which == "both" || which == "f32" || which == "fp32") results.push_back(run(DType::kF32, repeats, n_threads, trace));
+    if (which == "both" || which == "bf16") results.push_back(run(DType::kBF16, repeats, n_threads, trace));
 
     if (getloadavg(load, 3) == 3) std::printf("\nload average at end: %.2f %.2f %.2f\n", load[0], load[1], load[2]);
     const double tokens = static_cast<double>(kBatch * (kPrompt + kRef));

@@ -1,5 +1,7 @@
 #include "model/layers.h"
 
+#include "model/cpu-kernels.h"
+
 #include <cmath>
 #include <limits>
 
@@ -108,6 +110,8 @@ torch::Tensor NormImpl::forward(const torch::Tensor& x) {
         return y.to(x.scalar_type());
     }
     // As Hugging Face's LlamaRMSNorm: normalize in fp32, cast back, then scale.
+    // Inference takes the fused kernel (one pass per row instead of five).
+    if (kernels::fused_ok(x, weight)) return kernels::rms_norm(x, weight, eps);
     // mean(x^2) comes from one reduction (the 2-norm) instead of a squared copy.
     auto xf = x.to(torch::kFloat);
     const double dim = static_cast<double>(x.size(-1));
@@ -166,6 +170,8 @@ std::pair<torch::Tensor, torch::Tensor> Rotary::tables(const torch::Tensor& pos)
 }
 
 torch::Tensor Rotary::apply(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) const {
+    if (rotary_dim_ > 0 && x.dim() == 4 && x.stride(3) == 1 && kernels::fused_ok(x))
+        return kernels::rotary(x, cos, sin, rotary_dim_);
     const auto dt = x.scalar_type();
     const int64_t hd = x.size(-1);
     auto rot = x.narrow(-1, 0, rotary_dim_).to(torch::kFloat);
@@ -191,7 +197,11 @@ AttentionMask make_attention_mask(const torch::Tensor& pos, const KvCache* cache
     auto mask = torch::zeros({B, T, n_slots}, torch::kFloat)
                     .masked_fill_(visible.logical_not(), -std::numeric_limits<float>::infinity())
                     .view({B, 1, 1, T, n_slots});
-    return {mask, n_slots};
+    torch::Tensor n_visible;
+    const bool monotone =
+        n_slots < 2 || (key_pos.narrow(1, 1, n_slots - 1) >= key_pos.narrow(1, 0, n_slots - 1)).all().item<bool>();
+    if (monotone) n_visible = visible.sum(-1);  // [B, T]
+    return {mask, n_slots, n_visible};
 }
 
 torch::Tensor attend(const torch::Tensor& q, torch::Tensor k, torch::Tensor v, const AttentionMask& mask,
@@ -205,6 +215,16 @@ torch::Tensor attend(const torch::Tensor& q, torch::Tensor k, torch::Tensor v, c
         cache->v[layer].scatter_(2, idx, v);
         k = cache->k[layer].narrow(2, 0, mask.n_slots);  // [B, Hkv, S, hd]
         v = cache->v[layer].narrow(2, 0, mask.n_slots);
+    }
+    if (mask.n_visible.defined() && kernels::fused_ok(q) && kernels::fused_ok(k) && kernels::fused_ok(v)) {
+        // Inference: q k^T, then one fused pass per row scales, masks (the
+        // visible keys are a prefix) and normalises in fp32, as Hugging Face's
+        // eager attention (matmul, / sqrt(hd), + mask, softmax in fp32).
+        auto qg = q.reshape({B, Hkv, R * T, hd});
+        auto scores = torch::matmul(qg, k.transpose(-1, -2));  // [B, Hkv, R*T, S]
+        kernels::prefix_softmax_(scores, mask.n_visible.repeat({1, R}), 1.0 / std::sqrt(static_cast<double>(hd)));
+        auto out = torch::matmul(scores, v);  // [B, Hkv, R*T, hd]
+        return out.view({B, H, T, hd}).transpose(1, 2).reshape({B, T, H * hd});
     }
     // The scale goes on q (smaller than the scores; exact for power-of-two head
     // dims), the mask is added in place, and softmax accumulates in fp32 inside

@@ -95,9 +95,13 @@ private:
 
 // Additive attention mask [B, 1, 1, T, S] (0 visible, -inf hidden) and the
 // number of key slots S, for the visibility rule of CausalLmImpl::forward_hidden.
+// When every sequence's key positions are nondecreasing (always so for the
+// engine and trainer), the keys a query sees are a prefix of the slots, and
+// n_visible [B, T] (int64) holds its length; otherwise n_visible is undefined.
 struct AttentionMask {
     torch::Tensor mask;
     int64_t n_slots;
+    torch::Tensor n_visible;
 };
 AttentionMask make_attention_mask(const torch::Tensor& pos, const KvCache* cache);
 

@@ -4,6 +4,7 @@
 // mlp.{gate,up,down}_proj, input_layernorm, post_attention_layernorm},
 // model.norm, lm_head (absent when tied).
 #include "model/arch/arch.h"
+#include "model/cpu-kernels.h"
 #include "model/layers.h"
 
 namespace memskew {
@@ -29,7 +30,11 @@ struct MlpImpl : torch::nn::Module {
         down_proj = register_module("down_proj", Linear(c.ffn_dim, c.dim, c.mlp_bias));
     }
     torch::Tensor forward(const torch::Tensor& x) {
-        return down_proj(activation(act, gate_proj(x)) * up_proj(x));
+        auto gate = gate_proj(x);
+        auto up = up_proj(x);
+        if (act == "silu" && gate.is_contiguous() && kernels::fused_ok(gate) && kernels::fused_ok(up))
+            return down_proj(kernels::silu_mul_(gate, up));  // inference: one pass, no temporaries
+        return down_proj(activation(act, gate) * up);
     }
     Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
     std::string act;

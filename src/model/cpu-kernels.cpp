@@ -1,0 +1,119 @@
+#include "model/cpu-kernels.h"
+
+#include <ATen/Parallel.h>
+
+#include "util/row-kernels.h"
+
+namespace memskew::kernels {
+
+namespace {
+
+bool cpu_float_or_bf16(const torch::Tensor& t) {
+    return t.device().is_cpu() && (t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kBFloat16);
+}
+
+const uint16_t* bf16_ptr(const torch::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); }
+uint16_t* bf16_ptr(torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
+
+}  // namespace
+
+bool fused_ok(const torch::Tensor& x, const torch::Tensor& w) {
+    if (!cpu_float_or_bf16(x)) return false;
+    if (w.defined() && (!cpu_float_or_bf16(w) || w.scalar_type() != x.scalar_type())) return false;
+    if (!at::GradMode::is_enabled()) return true;
+    return !x.requires_grad() && !(w.defined() && w.requires_grad());
+}
+
+torch::Tensor rms_norm(const torch::Tensor& x_in, const torch::Tensor& w_in, double eps) {
+    const auto x = x_in.contiguous();
+    const auto w = w_in.contiguous();
+    const int64_t d = x.size(-1);
+    TORCH_CHECK(w.numel() == d, "rms_norm: weight has ", w.numel(), " elements for rows of ", d);
+    auto y = torch::empty_like(x);
+    const int64_t n_rows = d == 0 ? 0 : x.numel() / d;
+    const bool bf16 = x.scalar_type() == torch::kBFloat16;
+    // Grain: about 16K elements per task.
+    const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, d));
+    at::parallel_for(0, n_rows, grain, [&](int64_t begin, int64_t end) {
+        if (bf16) {
+            rows::rms_norm_bf16(bf16_ptr(x) + begin * d, bf16_ptr(w), bf16_ptr(y) + begin * d, end - begin, d,
+                                static_cast<float>(eps));
+        } else {
+            rows::rms_norm_f32(x.data_ptr<float>() + begin * d, w.data_ptr<float>(), y.data_ptr<float>() + begin * d,
+                               end - begin, d, static_cast<float>(eps));
+        }
+    });
+    return y;
+}
+
+torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos_in, const torch::Tensor& sin_in,
+                     int64_t rotary_dim) {
+    TORCH_CHECK(x.dim() == 4 && x.stride(3) == 1, "rotary: x must be [B, H, T, hd] with a unit last stride");
+    const int64_t B = x.size(0), H = x.size(1), T = x.size(2), hd = x.size(3);
+    const auto cos = cos_in.to(torch::kFloat).contiguous(), sin = sin_in.to(torch::kFloat).contiguous();
+    TORCH_CHECK(cos.dim() == 4 && cos.size(0) == B && cos.size(2) == T && cos.size(3) == rotary_dim,
+                "rotary: cos/sin must be [B, 1, T, rotary_dim]");
+    TORCH_CHECK(rotary_dim % 2 == 0 && rotary_dim <= hd, "rotary: bad rotary_dim ", rotary_dim);
+    auto y = torch::empty({B, H, T, hd}, x.options());
+    const int64_t sb = x.stride(0), sh = x.stride(1), st = x.stride(2);
+    const bool bf16 = x.scalar_type() == torch::kBFloat16;
+    const float* cp = cos.data_ptr<float>();
+    const float* sp = sin.data_ptr<float>();
+    // One task item = one (b, t) row of all heads.
+    at::parallel_for(0, B * T, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, H * hd)), [&](int64_t begin, int64_t end) {
+        for (int64_t bt = begin; bt < end; ++bt) {
+            const int64_t b = bt / T, t = bt % T;
+            const float* c = cp + bt * rotary_dim;
+            const float* s = sp + bt * rotary_dim;
+            for (int64_t h = 0; h < H; ++h) {
+                const int64_t src = b * sb + h * sh + t * st;
+                const int64_t dst = ((b * H + h) * T + t) * hd;
+                if (bf16) {
+                    rows::rotary_bf16(bf16_ptr(x) + src, c, s, bf16_ptr(y) + dst, hd, rotary_dim);
+                } else {
+                    rows::rotary_f32(x.data_ptr<float>() + src, c, s, y.data_ptr<float>() + dst, hd, rotary_dim);
+                }
+            }
+        }
+    });
+    return y;
+}
+
+torch::Tensor silu_mul_(torch::Tensor gate, const torch::Tensor& up_in) {
+    TORCH_CHECK(gate.is_contiguous() && gate.sizes() == up_in.sizes() && gate.scalar_type() == up_in.scalar_type(),
+                "silu_mul_: gate must be contiguous and match up");
+    const auto up = up_in.contiguous();
+    const bool bf16 = gate.scalar_type() == torch::kBFloat16;
+    at::parallel_for(0, gate.numel(), 16384, [&](int64_t begin, int64_t end) {
+        if (bf16) {
+            rows::silu_mul_bf16(bf16_ptr(gate) + begin, bf16_ptr(up) + begin, end - begin);
+        } else {
+            rows::silu_mul_f32(gate.data_ptr<float>() + begin, up.data_ptr<float>() + begin, end - begin);
+        }
+    });
+    return gate;
+}
+
+void prefix_softmax_(torch::Tensor& scores, const torch::Tensor& n_visible_in, double scale) {
+    TORCH_CHECK(scores.is_contiguous() && scores.dim() == 4, "prefix_softmax_: scores must be contiguous [B, G, T, S]");
+    const int64_t B = scores.size(0), G = scores.size(1), T = scores.size(2), S = scores.size(3);
+    const auto n_visible = n_visible_in.to(torch::kLong).contiguous();
+    TORCH_CHECK(n_visible.numel() == B * T, "prefix_softmax_: n_visible must be [B, T]");
+    const int64_t* nv = n_visible.data_ptr<int64_t>();
+    const bool bf16 = scores.scalar_type() == torch::kBFloat16;
+    const float sc = static_cast<float>(scale);
+    at::parallel_for(0, B * G * T, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, S)), [&](int64_t begin, int64_t end) {
+        std::vector<float> buf(S);
+        for (int64_t row = begin; row < end; ++row) {
+            const int64_t t = row % T, b = row / (G * T);
+            const int64_t n = std::min<int64_t>(S, std::max<int64_t>(1, nv[b * T + t]));
+            if (bf16) {
+                rows::causal_softmax_bf16(bf16_ptr(scores) + row * S, n, S, sc, buf.data());
+            } else {
+                rows::causal_softmax_f32(scores.data_ptr<float>() + row * S, n, S, sc, buf.data());
+            }
+        }
+    });
+}
+
+}  // namespace memskew::kernels

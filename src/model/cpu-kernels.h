@@ -1,0 +1,38 @@
+// Fused CPU kernels for the inference path (no autograd): each replaces a
+// chain of LibTorch operations that would pass over the activations several
+// times with one pass per row, parallel over rows. The layers use them only
+// when no gradient is needed (see fused_ok) and fall back to the plain LibTorch
+// expressions otherwise, so training keeps autograd. Both paths compute the
+// same formula in the same precision (fp32 accumulation, one rounding to the
+// compute dtype); they differ only by summation order (tests/model/test-kernels
+// bounds the difference).
+#pragma once
+
+#include <torch/torch.h>
+
+namespace memskew::kernels {
+
+// True when `x` (and the optional `w`) are CPU fp32/bf16 tensors of one dtype
+// and no gradient flows through them.
+bool fused_ok(const torch::Tensor& x, const torch::Tensor& w = torch::Tensor());
+
+// Hugging Face LlamaRMSNorm over the last dim: y = w * to_dtype(x * rsqrt(mean(x^2) + eps)),
+// the normalisation in fp32. x [..., D] (any layout with unit last stride), w [D].
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& w, double eps);
+
+// Rotary (Hugging Face layout: pairs (i, i + rot/2)) applied to the first
+// rotary_dim dims of x [B, H, T, hd] (any strides with a unit last stride),
+// with cos/sin [B, 1, T, rotary_dim] fp32 contiguous; the remaining dims are
+// copied. Computed in fp32, rounded once. Returns a contiguous [B, H, T, hd].
+torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, int64_t rotary_dim);
+
+// silu(gate) * up written into gate (contiguous, same shape and dtype as up),
+// rounded as the two separate ops would be. Returns gate.
+torch::Tensor silu_mul_(torch::Tensor gate, const torch::Tensor& up);
+
+// In place over scores [B, G, T, S] (contiguous; G any number of heads):
+// row (b, g, t) becomes softmax(scale * scores[b, g, t, 0..n)) with
+// n = n_visible[b, t] (int64 [B, T]), and 0 beyond n.
+void prefix_softmax_(torch::Tensor& scores, const torch::Tensor& n_visible, double scale);
+
+}  // namespace memskew::kernels

@@ -1,0 +1,199 @@
+#include "util/row-kernels.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "util/bf16.h"
+
+// One copy per instruction set, chosen at load time (GCC function multiversioning).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MEMSKEW_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MEMSKEW_CLONES
+#endif
+
+namespace memskew::rows {
+
+namespace {
+
+inline float load(const float* p, int64_t i) { return p[i]; }
+inline float load(const uint16_t* p, int64_t i) { return bf16_to_float(p[i]); }
+inline void store(float* p, int64_t i, float v) { p[i] = v; }
+inline void store(uint16_t* p, int64_t i, float v) { p[i] = float_to_bf16(v); }
+// The value as the compute dtype holds it (identity for fp32).
+inline float round_to(const float*, float v) { return v; }
+inline float round_to(const uint16_t*, float v) { return bf16_to_float(float_to_bf16(v)); }
+
+// e^x for vectorised loops: Cephes' expf (e^x = 2^n e^r, |r| <= ln2/2, e^r by
+// a degree-7 polynomial), relative error below 2 ulp; 0 below -87.3 (so
+// e^-inf = 0), +inf above 88.72 (where float overflows); NaN stays NaN.
+inline float exp_approx(float x) {
+    const bool tiny = x < -87.33654f;
+    const bool huge = x > 88.72283f;
+    float c = x < -87.33654f ? -87.33654f : x;
+    c = c > 88.0f ? 88.0f : c;
+    const float fx = c * 1.44269504088896341f + 0.5f;
+    int32_t n = static_cast<int32_t>(fx);
+    n -= fx < static_cast<float>(n) ? 1 : 0;  // floor
+    const float fn = static_cast<float>(n);
+    const float r = c - fn * 0.693359375f + fn * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    const float er = p * r * r + r + 1.0f;
+    const uint32_t bits = static_cast<uint32_t>(n + 127) << 23;
+    float scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    const float y = huge ? std::numeric_limits<float>::infinity() : er * scale;
+    return tiny ? 0.0f : y;
+}
+
+template <class T>
+inline __attribute__((always_inline)) void rms_norm_impl(const T* x, const T* w, T* y, int64_t n_rows, int64_t d,
+                                                          float eps) {
+    for (int64_t r = 0; r < n_rows; ++r) {
+        const T* xr = x + r * d;
+        T* yr = y + r * d;
+        float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
+        for (int64_t i = 0; i < d; ++i) {
+            const float v = load(xr, i);
+            ss += v * v;
+        }
+        const float scale = 1.0f / std::sqrt(ss / static_cast<float>(d) + eps);
+#pragma omp simd
+        for (int64_t i = 0; i < d; ++i) store(yr, i, load(w, i) * round_to(x, load(xr, i) * scale));
+    }
+}
+
+template <class T>
+inline __attribute__((always_inline)) void rotary_impl(const T* x, const float* cos, const float* sin, T* y,
+                                                        int64_t hd, int64_t rot) {
+    const int64_t half = rot / 2;
+#pragma omp simd
+    for (int64_t i = 0; i < half; ++i) {
+        const float a = load(x, i), b = load(x, i + half);
+        store(y, i, a * cos[i] - b * sin[i]);
+        store(y, i + half, b * cos[i + half] + a * sin[i + half]);
+    }
+    for (int64_t i = rot; i < hd; ++i) y[i] = x[i];
+}
+
+template <class T>
+inline __attribute__((always_inline)) RowMax max_scan_impl(const T* z, float* out, int64_t n, float ref) {
+    float m = -std::numeric_limits<float>::infinity();
+    int64_t greater = 0, nan = 0;
+#pragma omp simd reduction(max : m) reduction(+ : greater, nan)
+    for (int64_t i = 0; i < n; ++i) {
+        const float v = load(z, i);
+        out[i] = v;
+        m = v > m ? v : m;
+        greater += v > ref;
+        nan += v != v;
+    }
+    if (nan) {
+        for (int64_t i = 0; i < n; ++i)
+            if (out[i] != out[i]) return {std::numeric_limits<float>::quiet_NaN(), i, greater};
+    }
+    int64_t arg = 0;
+    while (arg < n && out[arg] != m) ++arg;
+    return {m, arg, greater};
+}
+
+template <class T>
+inline __attribute__((always_inline)) void silu_mul_impl(T* gate, const T* up, int64_t n) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+        const float g = load(gate, i);
+        // silu rounded to the compute dtype first, as silu(gate) * up in two ops.
+        const float s = round_to(gate, g / (1.0f + exp_approx(-g)));
+        store(gate, i, s * load(up, i));
+    }
+}
+
+template <class T>
+inline __attribute__((always_inline)) void softmax_impl(T* row, int64_t n_visible, int64_t n, float scale,
+                                                         float* buf) {
+    float m = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : m)
+    for (int64_t i = 0; i < n_visible; ++i) {
+        const float v = load(row, i) * scale;
+        buf[i] = v;
+        m = v > m ? v : m;
+    }
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < n_visible; ++i) {
+        const float e = exp_approx(buf[i] - m);
+        buf[i] = e;
+        sum += e;
+    }
+    const float inv = 1.0f / sum;
+#pragma omp simd
+    for (int64_t i = 0; i < n_visible; ++i) store(row, i, buf[i] * inv);
+    for (int64_t i = n_visible; i < n; ++i) store(row, i, 0.0f);
+}
+
+}  // namespace
+
+MEMSKEW_CLONES void silu_mul_f32(float* gate, const float* up, int64_t n) { silu_mul_impl(gate, up, n); }
+MEMSKEW_CLONES void silu_mul_bf16(uint16_t* gate, const uint16_t* up, int64_t n) { silu_mul_impl(gate, up, n); }
+
+MEMSKEW_CLONES void causal_softmax_f32(float* row, int64_t n_visible, int64_t n, float scale, float* buf) {
+    softmax_impl(row, n_visible, n, scale, buf);
+}
+MEMSKEW_CLONES void causal_softmax_bf16(uint16_t* row, int64_t n_visible, int64_t n, float scale, float* buf) {
+    softmax_impl(row, n_visible, n, scale, buf);
+}
+
+MEMSKEW_CLONES void exp_of(const float* x, float* y, int64_t n) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = exp_approx(x[i]);
+}
+
+MEMSKEW_CLONES void rms_norm_f32(const float* x, const float* w, float* y, int64_t n_rows, int64_t d, float eps) {
+    rms_norm_impl(x, w, y, n_rows, d, eps);
+}
+MEMSKEW_CLONES void rms_norm_bf16(const uint16_t* x, const uint16_t* w, uint16_t* y, int64_t n_rows, int64_t d,
+                                  float eps) {
+    rms_norm_impl(x, w, y, n_rows, d, eps);
+}
+
+MEMSKEW_CLONES void rotary_f32(const float* x, const float* cos, const float* sin, float* y, int64_t hd, int64_t rot) {
+    rotary_impl(x, cos, sin, y, hd, rot);
+}
+MEMSKEW_CLONES void rotary_bf16(const uint16_t* x, const float* cos, const float* sin, uint16_t* y, int64_t hd,
+                                int64_t rot) {
+    rotary_impl(x, cos, sin, y, hd, rot);
+}
+
+MEMSKEW_CLONES RowMax max_scan_f32(const float* z, float* out, int64_t n, float ref) {
+    return max_scan_impl(z, out, n, ref);
+}
+MEMSKEW_CLONES RowMax max_scan_bf16(const uint16_t* z, float* out, int64_t n, float ref) {
+    return max_scan_impl(z, out, n, ref);
+}
+
+MEMSKEW_CLONES void subtract(float* d, int64_t n, float m) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) d[i] -= m;
+}
+
+MEMSKEW_CLONES ExpSums exp_sums(const float* d, const float* e, int64_t n) {
+    double s = 0, a = 0, b = 0;
+#pragma omp simd reduction(+ : s, a, b)
+    for (int64_t i = 0; i < n; ++i) {
+        const double ei = e[i];
+        const double di = ei > 0 ? static_cast<double>(d[i]) : 0.0;
+        s += ei;
+        a += ei * di;
+        b += ei * di * di;
+    }
+    return {s, a, b};
+}
+
+}  // namespace memskew::rows

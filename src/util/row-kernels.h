@@ -1,0 +1,63 @@
+// Row loops behind the fused inference kernels (src/model/cpu-kernels.cpp,
+// src/engine/engine.cpp): plain C++ over raw pointers, free of LibTorch, built
+// with -O3 -fopenmp-simd and cloned for AVX-512 / AVX2 / baseline x86-64 (the
+// best one is picked at load time), so they vectorize on every machine.
+// Callers own threading (one call per row or block of rows).
+//
+// bf16 data is passed as uint16_t bit patterns (see util/bf16.h).
+#pragma once
+
+#include <cstdint>
+
+namespace memskew::rows {
+
+// Hugging Face LlamaRMSNorm on `n_rows` contiguous rows of length d:
+// y = w * round(x * rsqrt(mean(x^2) + eps)), the normalisation in fp32 and,
+// for bf16, rounded to bf16 before the (bf16) product with w.
+void rms_norm_f32(const float* x, const float* w, float* y, int64_t n_rows, int64_t d, float eps);
+void rms_norm_bf16(const uint16_t* x, const uint16_t* w, uint16_t* y, int64_t n_rows, int64_t d, float eps);
+
+// Rotary on one head vector x[0..hd) into y: for i < rot/2,
+//   y[i]         = x[i] cos[i] - x[i + rot/2] sin[i]
+//   y[i + rot/2] = x[i + rot/2] cos[i + rot/2] + x[i] sin[i + rot/2]
+// in fp32; y[rot..hd) = x[rot..hd).
+void rotary_f32(const float* x, const float* cos, const float* sin, float* y, int64_t hd, int64_t rot);
+void rotary_bf16(const uint16_t* x, const float* cos, const float* sin, uint16_t* y, int64_t hd, int64_t rot);
+
+// gate[i] = round(silu(gate[i])) * up[i], silu(g) = g / (1 + e^-g), in fp32,
+// rounded to the dtype after the silu and after the product (as two ops).
+void silu_mul_f32(float* gate, const float* up, int64_t n);
+void silu_mul_bf16(uint16_t* gate, const uint16_t* up, int64_t n);
+
+// Softmax of scale * row[0..n_visible) in place (fp32 arithmetic), with
+// row[n_visible..n) set to 0 (keys the query may not see). buf: n floats of
+// scratch. n_visible >= 1.
+void causal_softmax_f32(float* row, int64_t n_visible, int64_t n, float scale, float* buf);
+void causal_softmax_bf16(uint16_t* row, int64_t n_visible, int64_t n, float scale, float* buf);
+
+// y[i] = e^x[i] (relative error below 2 ulp; e^x = 0 for x < -87.3).
+void exp_of(const float* x, float* y, int64_t n);
+
+// Pass 1 of the per-token statistics over one row of logits z[0..n): copies
+// z to `out` as fp32 and returns its maximum, the first index holding it, and
+// how many entries exceed `ref`. A NaN anywhere makes the maximum NaN and the
+// index that of the first NaN (as torch::max). n >= 1.
+struct RowMax {
+    float max;
+    int64_t argmax;
+    int64_t n_greater;
+};
+RowMax max_scan_f32(const float* z, float* out, int64_t n, float ref);
+RowMax max_scan_bf16(const uint16_t* z, float* out, int64_t n, float ref);
+
+// d[i] -= m, in place.
+void subtract(float* d, int64_t n, float m);
+
+// Pass 3, with e = exp(d): S = sum e, A = sum e d, B = sum e d^2 (double
+// accumulation; terms with e == 0 are skipped, so d = -inf adds nothing).
+struct ExpSums {
+    double s, a, b;
+};
+ExpSums exp_sums(const float* d, const float* e, int64_t n);
+
+}  // namespace memskew::rows

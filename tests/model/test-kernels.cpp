@@ -1,0 +1,206 @@
+// The fused inference path (src/model/cpu-kernels.h: RMSNorm, rotary,
+// SiLU-gate, prefix-masked softmax; the engine's per-row statistics) against
+// the plain LibTorch expressions the layers fall back to when gradients flow.
+// Both paths run on the same module: with GradMode on and parameters that
+// require grad, every layer takes the LibTorch path; in InferenceMode every
+// layer takes the fused one. Architectures: Llama with grouped-query attention
+// (3 query heads per KV head), GPT-NeoX with partial rotary (rotary_pct 0.25)
+// and GPT-2 (no rotary, LayerNorm), fp32 and bf16, with and without a KV cache.
+//
+// Tolerances. fp32: both paths compute the same formulas in fp32 and differ
+// only in summation order and exp's last ulp, so hidden states agree to 2e-5
+// of their scale. bf16: each path rounds intermediates to bf16 (2^-8
+// relative) at the same points, but a rounding may land on the other side of
+// a tie, and such differences pass through the layers; 4% of the hidden
+// states' scale (about ten bf16 steps of the largest value) bounds that. The
+// attention scale also moves: the LibTorch path scales q, the fused one the
+// scores (as Hugging Face's eager attention), exact for power-of-two head dims.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "memskew/engine.h"
+#include "memskew/tokenizer.h"
+#include "model/model-impl.h"
+
+namespace memskew {
+namespace {
+
+ModelConfig config(const std::string& arch) {
+    ModelConfig c;
+    c.arch = arch;
+    c.name = arch;
+    c.dim = 48;
+    c.n_layers = 3;
+    c.n_heads = 6;
+    c.n_kv_heads = arch == "llama" ? 2 : 6;
+    c.ffn_dim = 96;
+    c.max_ctx = 96;
+    c.n_vocab = 300;
+    if (arch == "gptneox") {
+        c.rotary_pct = 0.25;  // head dim 8: rotary on 2 dims, 6 copied
+        c.parallel_residual = true;
+        c.hidden_act = "gelu";
+        c.qkv_bias = c.o_bias = c.mlp_bias = true;
+    }
+    if (arch == "gpt2") {
+        c.hidden_act = "gelu_new";
+        c.qkv_bias = c.o_bias = c.mlp_bias = true;
+    }
+    return c;
+}
+
+std::shared_ptr<CausalLmImpl> random_net(const ModelConfig& c, torch::Dtype dt) {
+    auto net = make_causal_lm(c);
+    torch::manual_seed(7);
+    torch::NoGradGuard no_grad;
+    for (auto& p : net->named_parameters()) {
+        const bool norm = p.key().find("norm") != std::string::npos || p.key().find("ln_") != std::string::npos;
+        if (norm && p.key().find("weight") != std::string::npos) {
+            p.value().uniform_(0.5, 1.5);
+        } else {
+            p.value().normal_(0.0, 0.2);
+        }
+    }
+    net->to(dt);
+    return net;
+}
+
+struct Inputs {
+    torch::Tensor ids, pos;
+};
+
+Inputs inputs(const ModelConfig& c, int64_t B, int64_t T) {
+    torch::manual_seed(11);
+    return {torch::randint(0, c.n_vocab, {B, T}, torch::kLong),
+            torch::arange(T, torch::kLong).unsqueeze(0).expand({B, T}).contiguous()};
+}
+
+// The hidden states of `ids`: in one call, or (with a cache) a prefill of
+// `prefill` tokens followed by one token per call, as generation runs.
+torch::Tensor hidden(CausalLmImpl& net, const Inputs& in, bool fused, int64_t prefill = 0) {
+    std::unique_ptr<c10::InferenceMode> inference;
+    std::unique_ptr<torch::AutoGradMode> grad;
+    if (fused) {
+        inference = std::make_unique<c10::InferenceMode>();
+    } else {
+        grad = std::make_unique<torch::AutoGradMode>(true);
+    }
+    for (auto& p : net.parameters()) p.set_requires_grad(!fused);
+    torch::Tensor h;
+    if (prefill == 0) {
+        h = net.forward_hidden(in.ids, in.pos);
+    } else {
+        const int64_t B = in.ids.size(0), T = in.ids.size(1);
+        auto cache = KvCache::allocate(net.config(), B, T, net.dtype());
+        std::vector<torch::Tensor> parts{net.forward_hidden(in.ids.narrow(1, 0, prefill), in.pos.narrow(1, 0, prefill), &cache)};
+        for (int64_t t = prefill; t < T; ++t)
+            parts.push_back(net.forward_hidden(in.ids.narrow(1, t, 1), in.pos.narrow(1, t, 1), &cache));
+        h = torch::cat(parts, 1);
+    }
+    for (auto& p : net.parameters()) p.set_requires_grad(false);
+    EXPECT_EQ(h.requires_grad(), !fused) << "the path taken is not the one intended";
+    return h.detach().to(torch::kFloat);
+}
+
+void check_paths(const std::string& arch, torch::Dtype dt, int64_t prefill) {
+    const ModelConfig c = config(arch);
+    auto net = random_net(c, dt);
+    const auto in = inputs(c, 3, 40);
+    const auto fused = hidden(*net, in, true, prefill);
+    const auto plain = hidden(*net, in, false, prefill);
+    const double scale = plain.abs().max().item<double>();
+    const double diff = (fused - plain).abs().max().item<double>();
+    const double tol = (dt == torch::kFloat ? 2e-5 : 4e-2) * scale;
+    std::printf("%-8s %-5s %-9s max|fused - libtorch| %.3e  (scale %.3f, tol %.1e)\n", arch.c_str(),
+                dt == torch::kFloat ? "f32" : "bf16", prefill ? "kv-cache" : "one-pass", diff, scale, tol);
+    EXPECT_LE(diff, tol) << arch;
+    EXPECT_GT(scale, 0.1) << "degenerate activations";
+}
+
+TEST(FusedKernels, LlamaGqaMatchesLibTorchPath) {
+    for (auto dt : {torch::kFloat, torch::kBFloat16}) {
+        check_paths("llama", dt, 0);
+        check_paths("llama", dt, 25);
+    }
+}
+
+TEST(FusedKernels, GptNeoXPartialRotaryMatchesLibTorchPath) {
+    for (auto dt : {torch::kFloat, torch::kBFloat16}) {
+        check_paths("gptneox", dt, 0);
+        check_paths("gptneox", dt, 25);
+    }
+}
+
+TEST(FusedKernels, Gpt2MatchesLibTorchPath) {
+    for (auto dt : {torch::kFloat, torch::kBFloat16}) {
+        check_paths("gpt2", dt, 0);
+        check_paths("gpt2", dt, 25);
+    }
+}
+
+// Engine::score's per-token statistics (fused per-row kernel) against the same
+// quantities computed here in double from the model's own logits
+// (Engine::last_logits): a one-token reference r after prompt p is scored at
+// the prompt's last position, whose logits last_logits(p) returns.
+TEST(FusedKernels, ScoreStatisticsMatchLogits) {
+    const ModelConfig c = config("llama");  // n_vocab comes from the byte vocabulary
+    for (DType dt : {DType::kF32, DType::kBF16}) {
+        auto model = Model::random_llama(c, make_byte_vocab(), 5, LoadParams{dt, 0}, 0.3);
+        Engine engine(model);
+        std::mt19937 rng(3);
+        std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(model->config().n_vocab) - 1);
+        std::vector<ScoreRequest> reqs;
+        std::vector<std::vector<int32_t>> prompts;
+        for (int i = 0; i < 12; ++i) {
+            ScoreRequest r;
+            r.prompt.resize(3 + i);
+            for (auto& t : r.prompt) t = tok(rng);
+            r.reference = {tok(rng)};
+            prompts.push_back(r.prompt);
+            reqs.push_back(r);
+        }
+        // One request's target is the argmax itself (rank 1, n_pre 1).
+        const auto logits = engine.last_logits(prompts);
+        const auto& z0 = logits[0];
+        reqs[0].reference = {static_cast<int32_t>(std::max_element(z0.begin(), z0.end()) - z0.begin())};
+        const auto scores = engine.score(reqs);
+        for (size_t i = 0; i < reqs.size(); ++i) {
+            const auto& z = logits[i];
+            const int32_t target = reqs[i].reference[0];
+            double zmax = -1e300;
+            size_t arg = 0;
+            for (size_t v = 0; v < z.size(); ++v)
+                if (z[v] > zmax) zmax = z[v], arg = v;  // first maximum
+            double sum = 0;
+            for (float v : z) sum += std::exp(v - zmax);
+            const double lse = zmax + std::log(sum);
+            double h = 0, e2 = 0;
+            int rank = 1;
+            for (float v : z) {
+                const double lp = v - lse, p = std::exp(lp);
+                h -= p * lp;
+                e2 += p * lp * lp;
+                rank += v > z[target];
+            }
+            const auto& s = scores[i];
+            const double tol = 1e-4;
+            EXPECT_EQ(s.argmax[0], static_cast<int32_t>(arg)) << i;
+            EXPECT_EQ(s.rank[0], rank) << i;
+            EXPECT_NEAR(s.logprob[0], z[target] - lse, tol) << i;
+            EXPECT_NEAR(s.entropy[0], h, tol) << i;
+            EXPECT_NEAR(s.mean_logp[0], -h, tol) << i;
+            EXPECT_NEAR(s.var_logp[0], e2 - h * h, tol * (1 + e2)) << i;
+            EXPECT_NEAR(s.top1_prob[0], std::exp(zmax - lse), tol) << i;
+            EXPECT_EQ(s.n_pre, s.argmax[0] == target ? 1 : 0) << i;
+        }
+        EXPECT_EQ(scores[0].rank[0], 1);
+        EXPECT_EQ(scores[0].n_pre, 1);
+    }
+}
+
+}  // namespace
+}  // namespace memskew
