@@ -15,8 +15,10 @@
 //   tokens    = 16 x (128 + 64) = 3072 per batch, for scoring and generation alike.
 //   FLOPs     = what the engine computes: 2 x matmul params per layer x B x T
 //               for the B x T = 16 x 191 padded input rows (prompt || reference
-//               without its last token), + attention 4 x B x H x T x S x hd per
-//               layer (full T x S scores: masked entries are computed too),
+//               without its last token), except in the last layer, where only
+//               k/v run on all rows and q/o/MLP on the 16 x 64 reference rows;
+//               + attention 4 x B x H x Tq x S x hd per layer (full Tq x S
+//               scores: masked entries are computed too),
 //               + the output projection 2 x D x V for the 16 x 64 reference
 //               rows only. Norms, rotary, softmax, SiLU and the per-token
 //               statistics are not counted.
@@ -101,15 +103,19 @@ struct Flops {
     double total() const { return layers + attention + output; }
 };
 
-Flops scoring_flops(const ModelConfig& c, int64_t B, int64_t T, int64_t n_out_rows) {
+// Tq: query positions of the last layer (score() runs its queries, attention
+// output and MLP only from the first reference position on).
+Flops scoring_flops(const ModelConfig& c, int64_t B, int64_t T, int64_t Tq, int64_t n_out_rows) {
     const double hd = static_cast<double>(c.head_dim());
-    const double per_layer_params = static_cast<double>(c.dim) * (c.n_heads * hd) * 2 +  // q, o
-                                    static_cast<double>(c.dim) * (c.n_kv_heads * hd) * 2 +  // k, v
-                                    3.0 * static_cast<double>(c.dim) * static_cast<double>(c.ffn_dim);
+    const double q_o = static_cast<double>(c.dim) * (c.n_heads * hd) * 2;
+    const double k_v = static_cast<double>(c.dim) * (c.n_kv_heads * hd) * 2;
+    const double mlp = 3.0 * static_cast<double>(c.dim) * static_cast<double>(c.ffn_dim);
+    const double L = static_cast<double>(c.n_layers);
     Flops f;
-    f.layers = 2.0 * per_layer_params * static_cast<double>(B * T) * static_cast<double>(c.n_layers);
-    f.attention = 4.0 * static_cast<double>(B) * c.n_heads * static_cast<double>(T) * static_cast<double>(T) * hd *
-                  static_cast<double>(c.n_layers);
+    f.layers = 2.0 * (q_o + k_v + mlp) * static_cast<double>(B * T) * (L - 1) +
+               2.0 * (k_v * static_cast<double>(B * T) + (q_o + mlp) * static_cast<double>(B * Tq));
+    f.attention = 4.0 * static_cast<double>(B) * c.n_heads * static_cast<double>(T) * hd *
+                  (static_cast<double>(T) * (L - 1) + static_cast<double>(Tq));
     f.output = 2.0 * static_cast<double>(c.dim) * static_cast<double>(c.n_vocab) * static_cast<double>(n_out_rows);
     return f;
 }
@@ -217,26 +223,28 @@ Result run(DType dtype, int repeats, int n_threads, const std::string& trace) {
         auto ids = torch::randint(0, kVocab, {kBatch, T}, torch::kLong);
         auto pos = torch::arange(T, torch::kLong).unsqueeze(0).expand({kBatch, T}).contiguous();
         torch::Tensor h;
-        res.forward_s = time_median(repeats, [&] { h = net.forward_hidden(ids, pos); });
-        auto rows = h.narrow(1, kPrompt - 1, kRef).reshape({kBatch * kRef, cfg.dim}).contiguous();
+        // As score() runs it: the last layer only for the reference positions.
+        res.forward_s = time_median(repeats, [&] { h = net.forward_hidden_tail(ids, pos, kPrompt - 1); });
+        auto rows = h.reshape({kBatch * kRef, cfg.dim}).contiguous();
         res.project_s = time_median(repeats, [&] {
             for (int64_t s = 0; s < rows.size(0); s += 256) auto z = net.project(rows.narrow(0, s, 256));
         });
     }
 
     // (c) GEMM rate on the model's shapes, weighted by the scoring pass's FLOP mix.
-    const int64_t M = kBatch * T, D = cfg.dim, F = cfg.ffn_dim;
+    const int64_t M = kBatch * T, Mq = kBatch * kRef, D = cfg.dim, F = cfg.ffn_dim;
     const double L = static_cast<double>(cfg.n_layers);
     const std::vector<GemmShape> shapes = {
-        {"q/k/v/o  [3056x768].[768x768]", M, D, D, 2.0 * M * D * D * 4 * L},
-        {"gate/up  [3056x768].[768x2048]", M, D, F, 2.0 * M * D * F * 2 * L},
-        {"down     [3056x2048].[2048x768]", M, F, D, 2.0 * M * F * D * L},
+        // (the last layer runs q/o and the MLP on the Mq reference rows only)
+        {"q/k/v/o  [3056x768].[768x768]", M, D, D, 2.0 * D * D * (4 * M * (L - 1) + 2 * M + 2 * Mq)},
+        {"gate/up  [3056x768].[768x2048]", M, D, F, 2.0 * D * F * 2 * (M * (L - 1) + Mq)},
+        {"down     [3056x2048].[2048x768]", M, F, D, 2.0 * F * D * (M * (L - 1) + Mq)},
         {"lm_head  [256x768].[768x32000]", 256, D, kVocab, 2.0 * kBatch * kRef * D * kVocab},
     };
     const auto g = measure_gemms(shapes, torch_dtype(dtype), repeats);
     res.gemm_rates = g.rates;
     res.gemm_rate = g.mix_rate;
-    res.flops = scoring_flops(model->config(), kBatch, T, kBatch * kRef);
+    res.flops = scoring_flops(model->config(), kBatch, T, kRef, kBatch * kRef);
     for (size_t i = 0; i < shapes.size(); ++i)
         std::printf("   torch::mm %-34s %8.1f GFLOP/s\n", shapes[i].what, g.rates[i]);
     std::printf("   GEMM mix of the scoring pass               %8.1f GFLOP/s\n", g.mix_rate);

@@ -207,21 +207,26 @@ std::vector<TokenScores> Engine::score(const std::vector<ScoreRequest>& batch, c
         }
         T = std::max(T, len);
     }
+    // Only positions from the first reference row on need hidden states: the
+    // model may skip the last layer's work before it (forward_hidden_tail).
+    int64_t first = T;
+    for (const auto& r : batch) first = std::min(first, static_cast<int64_t>(r.prompt.size()) - 1);
+    const int64_t Tk = T - first;  // kept positions per sequence
     for (size_t b = 0; b < batch.size(); ++b) {
         const auto& r = batch[b];
         std::vector<int32_t> s(r.prompt);
         s.insert(s.end(), r.reference.begin(), r.reference.end() - 1);
         seqs.push_back(std::move(s));
         for (size_t j = 0; j < r.reference.size(); ++j) {
-            rows.push_back(static_cast<int64_t>(b) * T + static_cast<int64_t>(r.prompt.size()) - 1 +
+            rows.push_back(static_cast<int64_t>(b) * Tk + static_cast<int64_t>(r.prompt.size()) - 1 - first +
                            static_cast<int64_t>(j));
             targets.push_back(r.reference[j]);
             row_owner.push_back(static_cast<int64_t>(b));
         }
     }
     auto padded = pad_right(seqs);
-    auto h = net.forward_hidden(padded.ids, padded.pos);  // [B, T, D]
-    auto h_flat = h.reshape({B * T, cfg.dim});            // [B*T, D]
+    auto h = net.forward_hidden_tail(padded.ids, padded.pos, first);  // [B, Tk, D]
+    auto h_flat = h.reshape({B * Tk, cfg.dim});                        // [B*Tk, D]
     const int64_t N = static_cast<int64_t>(rows.size());
     auto rows_t = torch::tensor(rows, torch::kLong);
     auto targets_t = torch::tensor(targets, torch::kLong);

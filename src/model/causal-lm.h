@@ -43,6 +43,13 @@ public:
     // Returns the final-normed hidden states [B, T, D].
     virtual torch::Tensor forward_hidden(const torch::Tensor& ids, const torch::Tensor& pos,
                                          KvCache* cache = nullptr) = 0;
+    // As forward_hidden without a cache, when only the hidden states of
+    // positions first..T-1 are needed: returns [B, T - first, D]. An
+    // architecture may skip the last layer's work for the other positions
+    // (their keys and values are still computed: later queries attend to them).
+    virtual torch::Tensor forward_hidden_tail(const torch::Tensor& ids, const torch::Tensor& pos, int64_t first) {
+        return forward_hidden(ids, pos).narrow(1, first, ids.size(1) - first);
+    }
     // Output projection of gathered rows: h [N, D] -> logits [N, V] (compute dtype).
     virtual torch::Tensor project(const torch::Tensor& h) = 0;
 

@@ -204,6 +204,12 @@ AttentionMask make_attention_mask(const torch::Tensor& pos, const KvCache* cache
     return {mask, n_slots, n_visible};
 }
 
+AttentionMask narrow_queries(const AttentionMask& m, int64_t first, int64_t n) {
+    AttentionMask out{m.mask.narrow(3, first, n), m.n_slots, torch::Tensor()};
+    if (m.n_visible.defined()) out.n_visible = m.n_visible.narrow(1, first, n).contiguous();
+    return out;
+}
+
 torch::Tensor attend(const torch::Tensor& q, torch::Tensor k, torch::Tensor v, const AttentionMask& mask,
                      const torch::Tensor& pos, KvCache* cache, int64_t layer) {
     const int64_t B = q.size(0), H = q.size(1), T = q.size(2), hd = q.size(3);

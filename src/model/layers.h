@@ -104,6 +104,8 @@ struct AttentionMask {
     torch::Tensor n_visible;
 };
 AttentionMask make_attention_mask(const torch::Tensor& pos, const KvCache* cache);
+// The mask of queries first..first+n-1 only.
+AttentionMask narrow_queries(const AttentionMask& m, int64_t first, int64_t n);
 
 // Scaled dot-product attention over q [B, H, T, hd] and this call's k, v
 // [B, Hkv, T, hd]; writes k, v to the cache (when given) and attends over it.

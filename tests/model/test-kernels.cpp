@@ -142,6 +142,31 @@ TEST(FusedKernels, Gpt2MatchesLibTorchPath) {
     }
 }
 
+// forward_hidden_tail (the last layer only for the kept positions) equals
+// forward_hidden's states of those positions, on every architecture (Llama
+// overrides it; the others narrow the full pass).
+TEST(FusedKernels, HiddenTailEqualsTheFullPassNarrowed) {
+    for (const std::string arch : {"llama", "gptneox", "gpt2"}) {
+        for (auto dt : {torch::kFloat, torch::kBFloat16}) {
+            const ModelConfig c = config(arch);
+            auto net = random_net(c, dt);
+            const auto in = inputs(c, 3, 40);
+            c10::InferenceMode guard;
+            const auto full = net->forward_hidden(in.ids, in.pos).to(torch::kFloat);
+            for (int64_t first : {1, 17, 39}) {
+                const auto tail = net->forward_hidden_tail(in.ids, in.pos, first).to(torch::kFloat);
+                ASSERT_EQ(tail.size(1), 40 - first);
+                const auto want = full.narrow(1, first, 40 - first);
+                const double scale = want.abs().max().item<double>();
+                const double diff = (tail - want).abs().max().item<double>();
+                // The same operations on fewer rows: equal up to GEMM blocking (fp32),
+                // or a bf16 rounding of the last layer (2^-8 of the scale).
+                EXPECT_LE(diff, (dt == torch::kFloat ? 1e-5 : 8e-3) * scale) << arch << " first " << first;
+            }
+        }
+    }
+}
+
 // Engine::score's per-token statistics (fused per-row kernel) against the same
 // quantities computed here in double from the model's own logits
 // (Engine::last_logits): a one-token reference r after prompt p is scored at

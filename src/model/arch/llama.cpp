@@ -75,24 +75,11 @@ public:
     }
 
     torch::Tensor forward_hidden(const torch::Tensor& ids, const torch::Tensor& pos, KvCache* cache) override {
-        const int64_t B = ids.size(0), T = ids.size(1);
-        const int64_t H = cfg_.n_heads, Hkv = cfg_.n_kv_heads, hd = cfg_.head_dim();
-        auto h = model->embed_tokens(ids);  // [B, T, D]
-        const auto [cos, sin] = rotary_.tables(pos);
-        const AttentionMask mask = make_attention_mask(pos, cache);
-        for (int64_t l = 0; l < cfg_.n_layers; ++l) {
-            auto* layer = model->layers[l]->as<LayerImpl>();
-            auto& attn = layer->self_attn;
-            auto x = layer->input_layernorm(h);
-            auto q = attn->q_proj(x).view({B, T, H, hd}).transpose(1, 2);    // [B, H, T, hd]
-            auto k = attn->k_proj(x).view({B, T, Hkv, hd}).transpose(1, 2);  // [B, Hkv, T, hd]
-            auto v = attn->v_proj(x).view({B, T, Hkv, hd}).transpose(1, 2);  // [B, Hkv, T, hd]
-            q = rotary_.apply(q, cos, sin);
-            k = rotary_.apply(k, cos, sin);
-            h = h + attn->o_proj(attend(q, k, v, mask, pos, cache, l));
-            h = h + layer->mlp(layer->post_attention_layernorm(h));
-        }
-        return model->norm(h);
+        return run(ids, pos, cache, 0);
+    }
+
+    torch::Tensor forward_hidden_tail(const torch::Tensor& ids, const torch::Tensor& pos, int64_t first) override {
+        return run(ids, pos, nullptr, first);
     }
 
     torch::Tensor project(const torch::Tensor& h) override {
@@ -106,6 +93,33 @@ public:
     Linear lm_head{nullptr};
 
 private:
+    // All layers over all T positions, except that the last layer computes
+    // queries, attention output and MLP only for positions first..T-1.
+    torch::Tensor run(const torch::Tensor& ids, const torch::Tensor& pos, KvCache* cache, int64_t first) {
+        const int64_t B = ids.size(0), T = ids.size(1);
+        const int64_t H = cfg_.n_heads, Hkv = cfg_.n_kv_heads, hd = cfg_.head_dim();
+        auto h = model->embed_tokens(ids);  // [B, T, D]
+        const auto [cos, sin] = rotary_.tables(pos);
+        const AttentionMask mask = make_attention_mask(pos, cache);
+        for (int64_t l = 0; l < cfg_.n_layers; ++l) {
+            auto* layer = model->layers[l]->as<LayerImpl>();
+            auto& attn = layer->self_attn;
+            const bool tail = l == cfg_.n_layers - 1 && first > 0;
+            const int64_t Tq = tail ? T - first : T;  // query positions in this layer
+            auto x = layer->input_layernorm(h);
+            auto xq = tail ? x.narrow(1, first, Tq) : x;
+            auto q = attn->q_proj(xq).view({B, Tq, H, hd}).transpose(1, 2);  // [B, H, Tq, hd]
+            auto k = attn->k_proj(x).view({B, T, Hkv, hd}).transpose(1, 2);  // [B, Hkv, T, hd]
+            auto v = attn->v_proj(x).view({B, T, Hkv, hd}).transpose(1, 2);  // [B, Hkv, T, hd]
+            q = tail ? rotary_.apply(q, cos.narrow(2, first, Tq), sin.narrow(2, first, Tq)) : rotary_.apply(q, cos, sin);
+            k = rotary_.apply(k, cos, sin);
+            if (tail) h = h.narrow(1, first, Tq);
+            h = h + attn->o_proj(attend(q, k, v, tail ? narrow_queries(mask, first, Tq) : mask, pos, cache, l));
+            h = h + layer->mlp(layer->post_attention_layernorm(h));
+        }
+        return model->norm(h);
+    }
+
     Rotary rotary_;
 };
 
