@@ -116,4 +116,9 @@ void prefix_softmax_(torch::Tensor& scores, const torch::Tensor& n_visible_in, d
     });
 }
 
+int64_t& attention_score_budget() {
+    static int64_t budget = int64_t{1} << 24;
+    return budget;
+}
+
 }  // namespace memskew::kernels

@@ -35,4 +35,9 @@ torch::Tensor silu_mul_(torch::Tensor gate, const torch::Tensor& up);
 // n = n_visible[b, t] (int64 [B, T]), and 0 beyond n.
 void prefix_softmax_(torch::Tensor& scores, const torch::Tensor& n_visible, double scale);
 
+// Inference attention processes queries in chunks whose score matrices hold
+// at most about this many entries (default 2^24; tests lower it to exercise
+// the chunking). Not thread-safe to change while models run.
+int64_t& attention_score_budget();
+
 }  // namespace memskew::kernels

@@ -226,11 +226,33 @@ torch::Tensor attend(const torch::Tensor& q, torch::Tensor k, torch::Tensor v, c
         // Inference: q k^T, then one fused pass per row scales, masks (the
         // visible keys are a prefix) and normalises in fp32, as Hugging Face's
         // eager attention (matmul, / sqrt(hd), + mask, softmax in fp32).
-        auto qg = q.reshape({B, Hkv, R * T, hd});
-        auto scores = torch::matmul(qg, k.transpose(-1, -2));  // [B, Hkv, R*T, S]
-        kernels::prefix_softmax_(scores, mask.n_visible.repeat({1, R}), 1.0 / std::sqrt(static_cast<double>(hd)));
-        auto out = torch::matmul(scores, v);  // [B, Hkv, R*T, hd]
-        return out.view({B, H, T, hd}).transpose(1, 2).reshape({B, T, H * hd});
+        // Queries go in chunks that bound the scores to about 16M entries (at least
+        // one query row per chunk), and
+        // each chunk multiplies only the keys its queries can see (causal: the
+        // first chunks skip most of them).
+        const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+        const int64_t S = k.size(2);
+        const int64_t chunk = std::max<int64_t>(1, kernels::attention_score_budget() / std::max<int64_t>(1, B * H * S));
+        const auto n_visible = mask.n_visible;  // [B, T]
+        auto attend_chunk = [&](const torch::Tensor& qc, int64_t t0, int64_t n) {  // qc [B, Hkv, R*n, hd]
+            const auto nv = n_visible.narrow(1, t0, n);
+            const int64_t s_max = std::min<int64_t>(S, std::max<int64_t>(1, nv.max().item<int64_t>()));
+            auto scores = torch::matmul(qc, k.narrow(2, 0, s_max).transpose(-1, -2));  // [B, Hkv, R*n, s_max]
+            kernels::prefix_softmax_(scores, nv.repeat({1, R}), scale);
+            return torch::matmul(scores, v.narrow(2, 0, s_max));  // [B, Hkv, R*n, hd]
+        };
+        if (T <= chunk) {
+            auto out = attend_chunk(q.reshape({B, Hkv, R * T, hd}), 0, T);
+            return out.view({B, H, T, hd}).transpose(1, 2).reshape({B, T, H * hd});
+        }
+        const auto qg = q.reshape({B, Hkv, R, T, hd});
+        auto out = torch::empty({B, T, Hkv, R, hd}, q.options());
+        for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+            const int64_t n = std::min(chunk, T - t0);
+            auto oc = attend_chunk(qg.narrow(3, t0, n).reshape({B, Hkv, R * n, hd}), t0, n);
+            out.narrow(1, t0, n).copy_(oc.view({B, Hkv, R, n, hd}).permute({0, 3, 1, 2, 4}));
+        }
+        return out.view({B, T, H * hd});
     }
     // The scale goes on q (smaller than the scores; exact for power-of-two head
     // dims), the mask is added in place, and softmax accumulates in fp32 inside

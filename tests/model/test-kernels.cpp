@@ -24,6 +24,7 @@
 
 #include "memskew/engine.h"
 #include "memskew/tokenizer.h"
+#include "model/cpu-kernels.h"
 #include "model/model-impl.h"
 
 namespace memskew {
@@ -139,6 +140,29 @@ TEST(FusedKernels, Gpt2MatchesLibTorchPath) {
     for (auto dt : {torch::kFloat, torch::kBFloat16}) {
         check_paths("gpt2", dt, 0);
         check_paths("gpt2", dt, 25);
+    }
+}
+
+// Inference attention in query chunks (a small score budget forces chunks of
+// 1, 3 and 7 queries) equals the single-chunk result.
+TEST(FusedKernels, ChunkedAttentionEqualsOneChunk) {
+    for (auto dt : {torch::kFloat, torch::kBFloat16}) {
+        const ModelConfig c = config("llama");
+        auto net = random_net(c, dt);
+        const auto in = inputs(c, 3, 40);
+        c10::InferenceMode guard;
+        const auto one = net->forward_hidden(in.ids, in.pos).to(torch::kFloat);
+        auto& budget = kernels::attention_score_budget();
+        const int64_t saved = budget;
+        for (int64_t queries : {1, 3, 7}) {
+            budget = 3 * c.n_heads * 40 * queries;  // B * H * S * queries
+            const auto chunked = net->forward_hidden(in.ids, in.pos).to(torch::kFloat);
+            const double diff = (chunked - one).abs().max().item<double>();
+            // Other GEMM shapes sum in another order; in bf16 a rounding may flip
+            // and pass through the layers (the 4% bound of the header).
+            EXPECT_LE(diff, (dt == torch::kFloat ? 1e-5 : 4e-2) * one.abs().max().item<double>()) << queries;
+        }
+        budget = saved;
     }
 }
 
