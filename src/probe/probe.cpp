@@ -298,21 +298,6 @@ struct AdapterGuard {
     }
 };
 
-// Whether the store at `path` already holds a run with this key, or a run of
-// the same target (model, adapter, checkpoint) under another key.
-bool store_has_run_for(const std::string& path, const RunSpec& spec) {
-    std::error_code ec;
-    if (!fs::exists(path, ec)) return false;
-    const std::string key = run_key(spec);
-    for (const RunInfo& r : ResultReader::open(path).runs()) {
-        if (r.run_key == key) return true;
-        if (r.spec.checkpoint_step == spec.checkpoint_step && r.spec.checkpoint_epoch == spec.checkpoint_epoch &&
-            r.spec.model_path == spec.model_path && r.spec.adapter_path == spec.adapter_path)
-            return true;
-    }
-    return false;
-}
-
 ProbeSummary probe_one(const ProbeParams& p, const Dataset& ds, const Prepared& prep, Model& model,
                        const ProbeTarget& target, int64_t run_index, int64_t n_runs, const ProgressFn& progress) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -345,14 +330,10 @@ ProbeSummary probe_one(const ProbeParams& p, const Dataset& ds, const Prepared& 
     spec.n_samples_planned = static_cast<int64_t>(items.size());
     WriterParams wp;
     wp.batch_size = std::max<int64_t>(p.max_batch_size, 1) + 1;  // commits happen per engine batch (flush)
-    // One store holds several targets. The store refuses a new run beside a
-    // stored run of the same checkpoint (step, epoch) under --resume, which
-    // plain adapters (no step) and checkpoints of different training runs
-    // would trip; so with several targets a run that is not in the store yet
-    // starts fresh, and one that is (or the same target under other options)
-    // resumes, which still refuses changed options.
-    ResumeMode mode = p.resume ? ResumeMode::kResume : ResumeMode::kFresh;
-    if (p.resume && n_runs > 1 && !store_has_run_for(p.out_path, spec)) mode = ResumeMode::kFresh;
+    // Under --resume the store continues this target's run, refuses one of the
+    // same checkpoint made with other options, and starts a run for a target it
+    // does not hold yet.
+    const ResumeMode mode = p.resume ? ResumeMode::kResume : ResumeMode::kFresh;
     OpenedRun opened = open_run(p.out_path, spec, mode, wp);
     summary.run_id = opened.run.run_id;
     summary.resumed = opened.resumed;

@@ -434,7 +434,8 @@ std::vector<std::string> diff_specs(const RunSpec& a, const RunSpec& b) {
 }
 
 bool same_checkpoint(const RunSpec& a, const RunSpec& b) {
-    return a.checkpoint_step == b.checkpoint_step && a.checkpoint_epoch == b.checkpoint_epoch;
+    return a.model_path == b.model_path && a.adapter_path == b.adapter_path &&
+           a.checkpoint_step == b.checkpoint_step && a.checkpoint_epoch == b.checkpoint_epoch;
 }
 
 std::string describe_checkpoint(const RunSpec& spec) {

@@ -54,7 +54,10 @@ int64_t insert_run(Db& db, const std::string& key, const RunSpec& spec, const st
 nlohmann::json options_for_key(const nlohmann::json& options);
 // Human-readable list of the identity fields where a and b differ.
 std::vector<std::string> diff_specs(const RunSpec& a, const RunSpec& b);
-// Same checkpoint slot: equal (step, epoch), absent == absent.
+// Same checkpoint: the same model and adapter paths and equal (step, epoch),
+// absent == absent. Two runs of one checkpoint with different keys mean its
+// content or the options changed; runs of other paths are other checkpoints
+// (plain adapters without a step, checkpoints of other training runs).
 bool same_checkpoint(const RunSpec& a, const RunSpec& b);
 std::string describe_checkpoint(const RunSpec& spec);
 

@@ -386,6 +386,28 @@ TEST(StoreResume, AnotherCheckpointIsANewRun) {
     EXPECT_THAT(error_text([&] { reader.only_run(); }), ::testing::HasSubstr("holds 2 runs"));
 }
 
+// Adapters without a step (no trainer_state.json) are told apart by their
+// paths: another adapter is another run, and the same adapter under other
+// options is still refused.
+TEST(StoreResume, StepLessAdaptersAreToldApartByPath) {
+    const std::string path = tmp_db();
+    RunSpec a = make_spec(std::nullopt);
+    a.checkpoint_epoch.reset();
+    write_run(path, a, range(0, 3));
+    RunSpec b = a;
+    b.adapter_path = "/ckpt/other-adapter";
+    b.adapter_fingerprint = "fedcba";
+    auto opened = open_run(path, b, ResumeMode::kResume);
+    EXPECT_FALSE(opened.resumed);
+    EXPECT_EQ(opened.run.run_id, 2);
+    opened.writer.finish();
+    RunSpec a_other_options = a;
+    a_other_options.options["temperature"] = 0.5;
+    EXPECT_THAT(error_text([&] { open_run(path, a_other_options, ResumeMode::kResume); }),
+                ::testing::HasSubstr("cannot resume run 1"));
+    EXPECT_EQ(count_rows(path, "SELECT count(*) FROM runs"), 2);
+}
+
 TEST(StoreResume, FreshOpenOfNonEmptyRunIsRefused) {
     const std::string path = tmp_db();
     write_run(path, make_spec(), range(0, 3));
