@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <chrono>
@@ -110,9 +111,59 @@ std::pair<torch::Tensor, int64_t> batch_loss(CausalLmImpl& net, const std::vecto
     return {loss_sum, static_cast<int64_t>(targets.size())};
 }
 
+// Everything that shapes the training trajectory besides the step and the
+// number of epochs (which may grow on resume, as with Hugging Face's Trainer):
+// a resumed run must match it, or it would not continue the run it claims to.
+nlohmann::json trajectory_settings(const TrainParams& p, const Model& model, const std::vector<Example>& examples) {
+    XXH64_state_t* h = XXH64_createState();
+    XXH64_reset(h, 0);
+    for (const auto& e : examples) {
+        const uint64_t sizes[2] = {e.prompt.size(), e.target.size()};
+        XXH64_update(h, sizes, sizeof sizes);
+        XXH64_update(h, e.prompt.data(), e.prompt.size() * sizeof(int32_t));
+        XXH64_update(h, e.target.data(), e.target.size() * sizeof(int32_t));
+    }
+    const uint64_t data_hash = XXH64_digest(h);
+    XXH64_freeState(h);
+    nlohmann::json s = {{"seed", p.seed},
+                        {"mode", p.mode == TrainMode::kLora ? "lora" : "full"},
+                        {"dtype", dtype_name(model.dtype())},
+                        {"batch_size", p.batch_size},
+                        {"grad_accum", p.grad_accum},
+                        {"lr", p.lr},
+                        {"weight_decay", p.weight_decay},
+                        {"warmup_steps", p.warmup_steps},
+                        {"schedule", static_cast<int>(p.schedule)},
+                        {"max_grad_norm", p.max_grad_norm},
+                        {"n_examples", examples.size()},
+                        {"examples_hash", fmt::format("{:016x}", data_hash)}};
+    if (p.mode == TrainMode::kLora) {
+        s["lora_r"] = p.lora.r;
+        s["lora_alpha"] = p.lora.lora_alpha;
+        s["lora_dropout"] = p.lora.lora_dropout;
+        s["lora_use_rslora"] = p.lora.use_rslora;
+    }
+    return s;
+}
+
+// Refuses to resume from a checkpoint written with other trajectory settings,
+// naming each difference (stored vs requested).
+void check_resume_settings(const std::string& checkpoint, const nlohmann::json& stored, const nlohmann::json& now) {
+    std::string diffs;
+    for (const auto& [key, value] : now.items()) {
+        if (!stored.contains(key) || stored[key] == value) continue;
+        diffs += fmt::format("{}{} ({} vs {})", diffs.empty() ? "" : "; ", key, stored[key].dump(), value.dump());
+    }
+    if (!diffs.empty())
+        throw InvalidInput(fmt::format("cannot resume from {}: it was trained with other settings (stored vs "
+                                       "requested): {}",
+                                       checkpoint, diffs),
+                           "resume with the original settings and data, or train into another --out folder");
+}
+
 void write_checkpoint(Model& model, const TrainParams& p, const std::string& dir, int64_t step, double epoch,
                       int64_t total_steps, const std::vector<TrainerLogEntry>& log,
-                      torch::optim::AdamW& optimizer) {
+                      torch::optim::AdamW& optimizer, const nlohmann::json& settings) {
     const std::string tmp = dir + ".tmp";
     std::error_code ec;
     fs::remove_all(tmp, ec);
@@ -140,7 +191,8 @@ void write_checkpoint(Model& model, const TrainParams& p, const std::string& dir
                             {"epoch", epoch},
                             {"seed", p.seed},
                             {"mode", p.mode == TrainMode::kLora ? "lora" : "full"},
-                            {"base_model", model.path()}};
+                            {"base_model", model.path()},
+                            {"settings", settings}};
     write_text_file_atomic(tmp + "/memskew-train.json", state.dump(2));
     fs::remove_all(dir, ec);
     fs::rename(tmp, dir, ec);
@@ -204,6 +256,7 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
                                        p.data_path));
 
     // What trains.
+    const nlohmann::json settings = trajectory_settings(p, model, examples);
     std::optional<AdapterInfo> adapter;
     const auto checkpoints = p.resume ? list_checkpoints(p.out_dir) : std::vector<std::string>{};
     if (!checkpoints.empty()) {
@@ -218,6 +271,8 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
                 throw InvalidInput(fmt::format("cannot resume: {} was written by --mode {} training, this run is --mode {}",
                                                checkpoints.back(), state["mode"].get<std::string>(), mode),
                                    "resume with the same --mode, or use another --out folder");
+            if (state.is_object() && state.contains("settings") && state["settings"].is_object())
+                check_resume_settings(checkpoints.back(), state["settings"], settings);
         }
     }
     if (p.mode == TrainMode::kLora) {
@@ -340,7 +395,7 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
             if ((p.save_steps > 0 && done % p.save_steps == 0) || epoch_end) {
                 net.eval();
                 const std::string dir = fmt::format("{}/checkpoint-{}", p.out_dir, done);
-                write_checkpoint(model, p, dir, done, e.epoch, total_steps, log, optimizer);
+                write_checkpoint(model, p, dir, done, e.epoch, total_steps, log, optimizer, settings);
                 summary.last_checkpoint = dir;
                 if (epoch_end) {
                     EpochRecord rec;

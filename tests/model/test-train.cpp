@@ -225,6 +225,41 @@ TEST(Train, CheckpointsLoadedAsProbeLoadsThemMatchTheTrainer) {
     }
 }
 
+// Resuming with settings that change the trajectory is refused, naming them.
+TEST(Train, ResumeWithOtherSettingsIsRefused) {
+    const std::string base = tiny_gguf();
+    const std::string data = write_qa(14);
+    TrainParams p = lora_params(data, test::temp_dir() + "/settings");
+    p.epochs = 1;
+    {
+        auto m = Model::load(base);
+        train_model(*m, p);
+    }
+    TrainParams q = p;
+    q.resume = true;
+    q.epochs = 2;
+    q.batch_size = p.batch_size + 1;
+    q.seed = p.seed + 1;
+    auto m = Model::load(base);
+    try {
+        train_model(*m, q);
+        FAIL() << "resume with another batch size and seed was accepted";
+    } catch (const InvalidInput& e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find("cannot resume from"), std::string::npos) << msg;
+        EXPECT_NE(msg.find(fmt::format("batch_size ({} vs {})", p.batch_size, q.batch_size)), std::string::npos) << msg;
+        EXPECT_NE(msg.find(fmt::format("seed ({} vs {})", p.seed, q.seed)), std::string::npos) << msg;
+        EXPECT_EQ(msg.find("lr ("), std::string::npos) << msg;
+    }
+    // The same settings with more epochs resume.
+    TrainParams r = p;
+    r.resume = true;
+    r.epochs = 2;
+    auto m2 = Model::load(base);
+    EXPECT_EQ(train_model(*m2, r).steps, 2 * ((14 + p.batch_size - 1) / p.batch_size));
+    fs::remove_all(p.out_dir);
+}
+
 TEST(Train, ResumeFollowsTheUninterruptedRun) {
     const std::string base = tiny_gguf();
     const std::string data = write_qa(14);  // 4 micro-batches of 4, 4, 4, 2
