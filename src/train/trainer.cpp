@@ -111,6 +111,40 @@ std::pair<torch::Tensor, int64_t> batch_loss(CausalLmImpl& net, const std::vecto
     return {loss_sum, static_cast<int64_t>(targets.size())};
 }
 
+// Mixed precision for low-precision parameters (full bf16 training): the
+// optimizer updates fp32 master copies, and the bf16 parameters are refreshed
+// from them after every step, so updates below bf16's resolution (2^-8 of a
+// weight) accumulate instead of vanishing, as with PyTorch AMP over fp32
+// weights. The forward and backward passes still run in bf16. LoRA factors
+// are fp32 already and train directly.
+struct MasterWeights {
+    std::vector<torch::Tensor> params, masters;  // pairs: the bf16 parameter, its fp32 master
+
+    // The tensor the optimizer should own for `param`.
+    torch::Tensor track(const torch::Tensor& param) {
+        if (param.scalar_type() == torch::kFloat) return param;
+        auto master = param.detach().to(torch::kFloat).clone().set_requires_grad(true);
+        params.push_back(param);
+        masters.push_back(master);
+        return master;
+    }
+    // Before the optimizer step: the accumulated bf16 gradients, as fp32.
+    void gradients_to_masters() {
+        for (size_t i = 0; i < params.size(); ++i) {
+            const auto& g = params[i].grad();
+            masters[i].mutable_grad() = g.defined() ? g.to(torch::kFloat) : torch::zeros_like(masters[i]);
+        }
+    }
+    // After it: the parameters take the rounded masters; their gradients reset.
+    void masters_to_params() {
+        torch::NoGradGuard no_grad;
+        for (size_t i = 0; i < params.size(); ++i) {
+            params[i].copy_(masters[i]);
+            params[i].mutable_grad().reset();
+        }
+    }
+};
+
 // Everything that shapes the training trajectory besides the step and the
 // number of epochs (which may grow on resume, as with Hugging Face's Trainer):
 // a resumed run must match it, or it would not continue the run it claims to.
@@ -163,7 +197,8 @@ void check_resume_settings(const std::string& checkpoint, const nlohmann::json& 
 
 void write_checkpoint(Model& model, const TrainParams& p, const std::string& dir, int64_t step, double epoch,
                       int64_t total_steps, const std::vector<TrainerLogEntry>& log,
-                      torch::optim::AdamW& optimizer, const nlohmann::json& settings) {
+                      torch::optim::AdamW& optimizer, const nlohmann::json& settings,
+                      const MasterWeights& masters) {
     const std::string tmp = dir + ".tmp";
     std::error_code ec;
     fs::remove_all(tmp, ec);
@@ -187,6 +222,7 @@ void write_checkpoint(Model& model, const TrainParams& p, const std::string& dir
     st.log_history = log;
     save_trainer_state(st, tmp + "/trainer_state.json");
     torch::save(optimizer, tmp + "/optimizer.pt");
+    if (!masters.masters.empty()) torch::save(masters.masters, tmp + "/master_weights.pt");
     nlohmann::json state = {{"step", step},
                             {"epoch", epoch},
                             {"seed", p.seed},
@@ -288,10 +324,11 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
         }
         for (auto& prm : net.parameters()) prm.set_requires_grad(true);
     }
-    std::vector<torch::Tensor> decay, no_decay;
+    std::vector<torch::Tensor> decay, no_decay;  // what the optimizer updates (fp32)
+    MasterWeights masters;
     for (auto& item : net.named_parameters()) {
         if (!item.value().requires_grad()) continue;
-        (item.value().dim() >= 2 ? decay : no_decay).push_back(item.value());
+        (item.value().dim() >= 2 ? decay : no_decay).push_back(masters.track(item.value()));
     }
     if (decay.empty() && no_decay.empty()) throw InvalidInput("nothing to train: no parameter requires grad");
     std::vector<torch::optim::OptimizerParamGroup> groups;
@@ -312,6 +349,18 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
         step = st.global_step;
         log = st.log_history;
         torch::load(optimizer, checkpoints.back() + "/optimizer.pt");
+        const std::string master_path = checkpoints.back() + "/master_weights.pt";
+        std::error_code ec;
+        if (!masters.masters.empty() && fs::exists(master_path, ec)) {
+            std::vector<torch::Tensor> saved;
+            torch::load(saved, master_path);
+            if (saved.size() != masters.masters.size())
+                throw FormatError(fmt::format("{}: {} master weights for {} low-precision parameters", master_path,
+                                              saved.size(), masters.masters.size()),
+                                  "resume with the same model, --mode and --dtype");
+            torch::NoGradGuard no_grad;
+            for (size_t i = 0; i < saved.size(); ++i) masters.masters[i].copy_(saved[i]);
+        }
     }
 
     // Monitor subset: fixed for the whole run.
@@ -366,12 +415,14 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
             if (!std::isfinite(step_loss))
                 throw InvalidInput(fmt::format("training diverged at step {} (loss {})", step + 1, step_loss),
                                    "lower the learning rate");
+            masters.gradients_to_masters();
             if (p.max_grad_norm > 0) {
                 std::vector<torch::Tensor> params(decay);
                 params.insert(params.end(), no_decay.begin(), no_decay.end());
                 torch::nn::utils::clip_grad_norm_(params, p.max_grad_norm);
             }
             optimizer.step();
+            masters.masters_to_params();
             const int64_t done = step + 1;
             TrainerLogEntry e;
             e.step = done;
@@ -395,7 +446,7 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
             if ((p.save_steps > 0 && done % p.save_steps == 0) || epoch_end) {
                 net.eval();
                 const std::string dir = fmt::format("{}/checkpoint-{}", p.out_dir, done);
-                write_checkpoint(model, p, dir, done, e.epoch, total_steps, log, optimizer, settings);
+                write_checkpoint(model, p, dir, done, e.epoch, total_steps, log, optimizer, settings, masters);
                 summary.last_checkpoint = dir;
                 if (epoch_end) {
                     EpochRecord rec;

@@ -225,6 +225,61 @@ TEST(Train, CheckpointsLoadedAsProbeLoadsThemMatchTheTrainer) {
     }
 }
 
+// Full bf16 training keeps fp32 master weights: with a learning rate whose
+// updates are far below bf16's resolution, pure bf16 weights would not move,
+// but the masters accumulate the updates (Adam's first steps move each weight
+// by about lr), the bf16 weights are the masters rounded, and a resume from
+// the checkpoint (masters saved beside it) follows the uninterrupted run.
+TEST(Train, Bf16FullTrainingKeepsFp32MasterWeights) {
+    const std::string base = tiny_gguf();
+    const std::string data = write_qa(14);  // 4 steps per epoch at batch 4
+    TrainParams p = lora_params(data, test::temp_dir() + "/bf16-master");
+    p.mode = TrainMode::kFull;
+    p.schedule = LrSchedule::kConstant;
+    p.lr = 1e-6;
+    p.epochs = 2;
+    auto init = Model::load(base, LoadParams{DType::kBF16, 0});
+    auto m = Model::load(base, LoadParams{DType::kBF16, 0});
+    train_model(*m, p);
+    const auto ckpts = list_checkpoints(p.out_dir);
+    ASSERT_EQ(ckpts.size(), 2u);
+    const std::string master_path = ckpts.back() + "/master_weights.pt";
+    ASSERT_TRUE(fs::exists(master_path));
+    std::vector<torch::Tensor> masters;
+    torch::load(masters, master_path);
+    const auto params = m->impl().net->parameters();
+    const auto init_params = init->impl().net->parameters();
+    ASSERT_EQ(masters.size(), params.size());
+    double max_move = 0;
+    for (size_t i = 0; i < masters.size(); ++i) {
+        ASSERT_EQ(masters[i].scalar_type(), torch::kFloat);
+        // The bf16 weight is its master rounded.
+        EXPECT_TRUE(torch::equal(masters[i].to(torch::kBFloat16), params[i])) << i;
+        max_move = std::max(max_move, (masters[i] - init_params[i].to(torch::kFloat)).abs().max().item<double>());
+    }
+    const double steps = 8;
+    std::printf("bf16 full, lr %.0e, %g steps: max |master - initial weight| = %.3g\n", p.lr, steps, max_move);
+    EXPECT_GT(max_move, 0.5 * steps * p.lr);
+    EXPECT_LT(max_move, 2.0 * steps * p.lr);
+
+    // Resume after the first epoch equals the uninterrupted run.
+    const std::string first = ckpts.front();
+    const std::string resumed_dir = test::temp_dir() + "/bf16-master-resumed";
+    fs::create_directories(resumed_dir);
+    fs::copy(first, resumed_dir + "/" + fs::path(first).filename().string(), fs::copy_options::recursive);
+    TrainParams r = p;
+    r.out_dir = resumed_dir;
+    r.resume = true;
+    auto m2 = Model::load(base, LoadParams{DType::kBF16, 0});
+    train_model(*m2, r);
+    EXPECT_EQ(max_param_diff(*m, *m2), 0.0);
+    std::vector<torch::Tensor> masters2;
+    torch::load(masters2, list_checkpoints(resumed_dir).back() + "/master_weights.pt");
+    for (size_t i = 0; i < masters.size(); ++i) EXPECT_TRUE(torch::equal(masters[i], masters2[i])) << i;
+    fs::remove_all(p.out_dir);
+    fs::remove_all(resumed_dir);
+}
+
 // Resuming with settings that change the trajectory is refused, naming them.
 TEST(Train, ResumeWithOtherSettingsIsRefused) {
     const std::string base = tiny_gguf();
