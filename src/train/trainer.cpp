@@ -428,7 +428,9 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
             e.step = done;
             e.epoch = static_cast<double>(done) / steps_per_epoch;
             e.values["loss"] = step_loss;
-            e.values["learning_rate"] = lr;
+            // As Hugging Face's Trainer logs it: after the scheduler's step,
+            // i.e. the rate the next step will use.
+            e.values["learning_rate"] = lr_at(p, done, total_steps);
             log.push_back(e);
             if (progress) {
                 TrainProgress pr;

@@ -504,7 +504,9 @@ TEST(Train, BadInputGivesClearErrors) {
 TEST(Train, LearningRateSchedulesAreThoseOfHuggingFace) {
     const std::string data = write_qa(20);
     // Hugging Face's lr_lambda(current_step) for get_{cosine,linear,constant}_schedule_with_warmup,
-    // written out here; step k (1-based) of the run uses lr_lambda(k - 1).
+    // written out here; step k (1-based) of the run uses lr_lambda(k - 1), and
+    // the Trainer's log entry of step k holds lr_lambda(k) (it logs after
+    // lr_scheduler.step(), the rate of the next step).
     auto hf = [](LrSchedule s, int64_t step, int64_t warmup, int64_t total) -> double {
         if (step < warmup) return static_cast<double>(step) / std::max<int64_t>(1, warmup);
         if (s == LrSchedule::kConstant) return 1.0;
@@ -528,10 +530,11 @@ TEST(Train, LearningRateSchedulesAreThoseOfHuggingFace) {
             ASSERT_EQ(log.size(), 20u);
             ASSERT_EQ(seen.size(), 20u);
             for (const auto& e : log) {
-                const double want = p.lr * hf(sched, e.step - 1, warmup, 20);
-                EXPECT_NEAR(*e.learning_rate(), want, 1e-12) << "schedule " << int(sched) << " warmup " << warmup
-                                                             << " step " << e.step;
-                EXPECT_NEAR(seen[static_cast<size_t>(e.step - 1)], want, 1e-12);
+                const double used = p.lr * hf(sched, e.step - 1, warmup, 20);
+                const double logged = p.lr * hf(sched, e.step, warmup, 20);
+                EXPECT_NEAR(*e.learning_rate(), logged, 1e-12) << "schedule " << int(sched) << " warmup " << warmup
+                                                               << " step " << e.step;
+                EXPECT_NEAR(seen[static_cast<size_t>(e.step - 1)], used, 1e-12);
             }
         }
     }
