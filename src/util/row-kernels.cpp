@@ -29,8 +29,6 @@ inline float round_to(const uint16_t*, float v) { return bf16_to_float(float_to_
 // a degree-7 polynomial), relative error below 2 ulp; 0 below -87.3 (so
 // e^-inf = 0), +inf above 88.72 (where float overflows); NaN stays NaN.
 inline float exp_approx(float x) {
-    const bool tiny = x < -87.33654f;
-    const bool huge = x > 88.72283f;
     float c = x < -87.33654f ? -87.33654f : x;
     c = c > 88.0f ? 88.0f : c;
     const float fx = c * 1.44269504088896341f + 0.5f;
@@ -48,8 +46,13 @@ inline float exp_approx(float x) {
     const uint32_t bits = static_cast<uint32_t>(n + 127) << 23;
     float scale;
     std::memcpy(&scale, &bits, sizeof scale);
-    const float y = huge ? std::numeric_limits<float>::infinity() : er * scale;
-    return tiny ? 0.0f : y;
+    // Overflow and underflow as arithmetic, not branches, so the loops using
+    // this vectorise: a factor of +inf (bits 0x7F800000) above 88.72, else 1;
+    // times 0 below -87.3 (and for -inf), times 1 otherwise (NaN stays NaN).
+    const uint32_t factor_bits = UINT32_C(0x3F800000) + static_cast<uint32_t>(x > 88.72283f) * UINT32_C(0x40000000);
+    float factor;
+    std::memcpy(&factor, &factor_bits, sizeof factor);
+    return er * scale * factor * static_cast<float>(!(x < -87.33654f));
 }
 
 template <class T>
