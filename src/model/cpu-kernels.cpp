@@ -46,6 +46,30 @@ torch::Tensor rms_norm(const torch::Tensor& x_in, const torch::Tensor& w_in, dou
     return y;
 }
 
+torch::Tensor add_rms_norm_(torch::Tensor& h, const torch::Tensor& delta_in, const torch::Tensor& w_in, double eps) {
+    TORCH_CHECK(h.is_contiguous() && h.sizes() == delta_in.sizes() && h.scalar_type() == delta_in.scalar_type(),
+                "add_rms_norm_: h must be contiguous and match delta");
+    const auto delta = delta_in.contiguous();
+    const auto w = w_in.contiguous();
+    const int64_t d = h.size(-1);
+    TORCH_CHECK(w.numel() == d, "add_rms_norm_: weight has ", w.numel(), " elements for rows of ", d);
+    auto y = torch::empty_like(h);
+    const int64_t n_rows = d == 0 ? 0 : h.numel() / d;
+    const bool bf16 = h.scalar_type() == torch::kBFloat16;
+    const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, d));
+    at::parallel_for(0, n_rows, grain, [&](int64_t begin, int64_t end) {
+        if (bf16) {
+            rows::add_rms_norm_bf16(bf16_ptr(h) + begin * d, bf16_ptr(delta) + begin * d, bf16_ptr(w),
+                                    bf16_ptr(y) + begin * d, end - begin, d, static_cast<float>(eps));
+        } else {
+            rows::add_rms_norm_f32(h.data_ptr<float>() + begin * d, delta.data_ptr<float>() + begin * d,
+                                   w.data_ptr<float>(), y.data_ptr<float>() + begin * d, end - begin, d,
+                                   static_cast<float>(eps));
+        }
+    });
+    return y;
+}
+
 torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos_in, const torch::Tensor& sin_in,
                      int64_t rotary_dim) {
     TORCH_CHECK(x.dim() == 4 && x.stride(3) == 1, "rotary: x must be [B, H, T, hd] with a unit last stride");

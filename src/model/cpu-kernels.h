@@ -20,6 +20,10 @@ bool fused_ok(const torch::Tensor& x, const torch::Tensor& w = torch::Tensor());
 // the normalisation in fp32. x [..., D] (any layout with unit last stride), w [D].
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& w, double eps);
 
+// h += delta in place (contiguous, same shape and dtype), then rms_norm(h, w).
+// One pass instead of an add and a norm.
+torch::Tensor add_rms_norm_(torch::Tensor& h, const torch::Tensor& delta, const torch::Tensor& w, double eps);
+
 // Rotary (Hugging Face layout: pairs (i, i + rot/2)) applied to the first
 // rotary_dim dims of x [B, H, T, hd] (any strides with a unit last stride),
 // with cos/sin [B, 1, T, rotary_dim] fp32 contiguous; the remaining dims are

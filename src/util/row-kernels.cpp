@@ -74,6 +74,26 @@ inline __attribute__((always_inline)) void rms_norm_impl(const T* x, const T* w,
 }
 
 template <class T>
+inline __attribute__((always_inline)) void add_rms_norm_impl(T* h, const T* delta, const T* w, T* y, int64_t n_rows,
+                                                              int64_t d, float eps) {
+    for (int64_t r = 0; r < n_rows; ++r) {
+        T* hr = h + r * d;
+        const T* dr = delta + r * d;
+        T* yr = y + r * d;
+        float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
+        for (int64_t i = 0; i < d; ++i) {
+            const float v = round_to(h, load(hr, i) + load(dr, i));
+            store(hr, i, v);
+            ss += v * v;
+        }
+        const float scale = 1.0f / std::sqrt(ss / static_cast<float>(d) + eps);
+#pragma omp simd
+        for (int64_t i = 0; i < d; ++i) store(yr, i, load(w, i) * round_to(h, load(hr, i) * scale));
+    }
+}
+
+template <class T>
 inline __attribute__((always_inline)) void rotary_impl(const T* x, const float* cos, const float* sin, T* y,
                                                         int64_t hd, int64_t rot) {
     const int64_t half = rot / 2;
@@ -164,6 +184,15 @@ MEMSKEW_CLONES void rms_norm_f32(const float* x, const float* w, float* y, int64
 MEMSKEW_CLONES void rms_norm_bf16(const uint16_t* x, const uint16_t* w, uint16_t* y, int64_t n_rows, int64_t d,
                                   float eps) {
     rms_norm_impl(x, w, y, n_rows, d, eps);
+}
+
+MEMSKEW_CLONES void add_rms_norm_f32(float* h, const float* delta, const float* w, float* y, int64_t n_rows, int64_t d,
+                                     float eps) {
+    add_rms_norm_impl(h, delta, w, y, n_rows, d, eps);
+}
+MEMSKEW_CLONES void add_rms_norm_bf16(uint16_t* h, const uint16_t* delta, const uint16_t* w, uint16_t* y, int64_t n_rows,
+                                      int64_t d, float eps) {
+    add_rms_norm_impl(h, delta, w, y, n_rows, d, eps);
 }
 
 MEMSKEW_CLONES void rotary_f32(const float* x, const float* cos, const float* sin, float* y, int64_t hd, int64_t rot) {

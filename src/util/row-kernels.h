@@ -17,6 +17,12 @@ namespace memskew::rows {
 void rms_norm_f32(const float* x, const float* w, float* y, int64_t n_rows, int64_t d, float eps);
 void rms_norm_bf16(const uint16_t* x, const uint16_t* w, uint16_t* y, int64_t n_rows, int64_t d, float eps);
 
+// The residual update h += delta (rounded to the dtype) followed by the
+// RMSNorm of the updated rows into y, as rms_norm_* above.
+void add_rms_norm_f32(float* h, const float* delta, const float* w, float* y, int64_t n_rows, int64_t d, float eps);
+void add_rms_norm_bf16(uint16_t* h, const uint16_t* delta, const uint16_t* w, uint16_t* y, int64_t n_rows, int64_t d,
+                       float eps);
+
 // Rotary on one head vector x[0..hd) into y: for i < rot/2,
 //   y[i]         = x[i] cos[i] - x[i + rot/2] sin[i]
 //   y[i + rot/2] = x[i + rot/2] cos[i + rot/2] + x[i] sin[i + rot/2]

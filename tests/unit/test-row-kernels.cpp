@@ -103,6 +103,39 @@ TEST(RowKernels, RmsNormMatchesTheFormula) {
     }
 }
 
+TEST(RowKernels, AddRmsNormUpdatesTheResidualThenNormalises) {
+    const int64_t rows_n = 3, d = 64;
+    const float eps = 1e-6f;
+    const auto h0 = random_floats(rows_n * d, 2.0f, 21);
+    const auto delta = random_floats(rows_n * d, 0.5f, 22);
+    const auto w = random_floats(d, 1.0f, 23);
+    auto h = h0;
+    std::vector<float> y(h.size());
+    rows::add_rms_norm_f32(h.data(), delta.data(), w.data(), y.data(), rows_n, d, eps);
+    for (int64_t r = 0; r < rows_n; ++r) {
+        double ss = 0;
+        for (int64_t i = 0; i < d; ++i) {
+            const float v = h0[r * d + i] + delta[r * d + i];
+            EXPECT_EQ(h[r * d + i], v);  // one fp32 addition, as h + delta
+            ss += static_cast<double>(v) * v;
+        }
+        const double scale = 1.0 / std::sqrt(ss / d + eps);
+        for (int64_t i = 0; i < d; ++i)
+            EXPECT_NEAR(y[r * d + i], w[i] * h[r * d + i] * scale, 1e-5 * (1.0 + std::abs(y[r * d + i])));
+    }
+    // bf16: the sum rounded to bf16, then the norm of the rounded values.
+    auto hb = to_bf16(h0);
+    const auto db = to_bf16(delta), wb = to_bf16(w);
+    const auto hb0 = hb;
+    std::vector<uint16_t> yb(hb.size()), want(hb.size());
+    rows::add_rms_norm_bf16(hb.data(), db.data(), wb.data(), yb.data(), rows_n, d, eps);
+    std::vector<uint16_t> sum(hb.size());
+    for (size_t i = 0; i < sum.size(); ++i) sum[i] = float_to_bf16(bf16_to_float(hb0[i]) + bf16_to_float(db[i]));
+    EXPECT_EQ(hb, sum);
+    rows::rms_norm_bf16(sum.data(), wb.data(), want.data(), rows_n, d, eps);
+    EXPECT_EQ(yb, want);
+}
+
 TEST(RowKernels, RotaryRotatesPairsAndCopiesTheRest) {
     const int64_t hd = 12, rot = 8, half = rot / 2;
     const auto x = random_floats(hd, 1.0f, 3);

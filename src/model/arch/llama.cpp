@@ -101,23 +101,40 @@ private:
         auto h = model->embed_tokens(ids);  // [B, T, D]
         const auto [cos, sin] = rotary_.tables(pos);
         const AttentionMask mask = make_attention_mask(pos, cache);
+        // Each sublayer's output waits in `pending` and joins the residual
+        // stream just before the next norm; without gradients both happen in
+        // one fused pass (h updated in place).
+        torch::Tensor pending;
+        auto add_norm = [&](NormImpl& norm) {
+            if (!pending.defined()) return norm.forward(h);
+            torch::Tensor x;
+            if (h.is_contiguous() && h.sizes() == pending.sizes() && kernels::fused_ok(h, norm.weight) &&
+                kernels::fused_ok(pending)) {
+                x = kernels::add_rms_norm_(h, pending, norm.weight, norm.eps);
+            } else {
+                h = h + pending;
+                x = norm.forward(h);
+            }
+            pending = torch::Tensor();
+            return x;
+        };
         for (int64_t l = 0; l < cfg_.n_layers; ++l) {
             auto* layer = model->layers[l]->as<LayerImpl>();
             auto& attn = layer->self_attn;
             const bool tail = l == cfg_.n_layers - 1 && first > 0;
             const int64_t Tq = tail ? T - first : T;  // query positions in this layer
-            auto x = layer->input_layernorm(h);
+            auto x = add_norm(*layer->input_layernorm);
             auto xq = tail ? x.narrow(1, first, Tq) : x;
             auto q = attn->q_proj(xq).view({B, Tq, H, hd}).transpose(1, 2);  // [B, H, Tq, hd]
             auto k = attn->k_proj(x).view({B, T, Hkv, hd}).transpose(1, 2);  // [B, Hkv, T, hd]
             auto v = attn->v_proj(x).view({B, T, Hkv, hd}).transpose(1, 2);  // [B, Hkv, T, hd]
             q = tail ? rotary_.apply(q, cos.narrow(2, first, Tq), sin.narrow(2, first, Tq)) : rotary_.apply(q, cos, sin);
             k = rotary_.apply(k, cos, sin);
-            if (tail) h = h.narrow(1, first, Tq);
-            h = h + attn->o_proj(attend(q, k, v, tail ? narrow_queries(mask, first, Tq) : mask, pos, cache, l));
-            h = h + layer->mlp(layer->post_attention_layernorm(h));
+            if (tail) h = h.narrow(1, first, Tq).contiguous();
+            pending = attn->o_proj(attend(q, k, v, tail ? narrow_queries(mask, first, Tq) : mask, pos, cache, l));
+            pending = layer->mlp(add_norm(*layer->post_attention_layernorm));
         }
-        return model->norm(h);
+        return add_norm(*model->norm);
     }
 
     Rotary rotary_;
