@@ -3,7 +3,10 @@
 // and on stories260K, with bf16 forward-only scoring (Engine::score) of the
 // same batch measured in the same run as the yardstick.
 //
-//   bench-train [--steps N] [--threads N] [--skip-stories]
+//   bench-train [--steps N] [--threads N] [--skip-stories] [--trace FILE]
+//
+// --trace FILE: only the bf16 LoRA run of the 134M model, with its operator
+// timeline written to FILE (LibTorch's legacy profiler, Chrome trace JSON).
 //
 // Data: a synthetic JSONL in a temp folder, 16 x --steps samples (default 64),
 // every sample the same text (distinct ids) so every step has the same tokens:
@@ -39,6 +42,8 @@
 #include "memskew/tokenizer.h"
 #include "memskew/train.h"
 #include "model/model-impl.h"
+
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <unistd.h>
 
@@ -175,13 +180,15 @@ int main(int argc, char** argv) {
     int64_t steps = 4;
     int n_threads = 0;
     bool stories = true;
+    std::string trace;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--steps" && i + 1 < argc) steps = std::max<int64_t>(2, std::stoll(argv[++i]));
         else if (a == "--threads" && i + 1 < argc) n_threads = std::stoi(argv[++i]);
         else if (a == "--skip-stories") stories = false;
+        else if (a == "--trace" && i + 1 < argc) trace = argv[++i];
         else {
-            std::fprintf(stderr, "usage: bench-train [--steps N] [--threads N] [--skip-stories]\n");
+            std::fprintf(stderr, "usage: bench-train [--steps N] [--threads N] [--skip-stories] [--trace FILE]\n");
             return 2;
         }
     }
@@ -200,6 +207,19 @@ int main(int argc, char** argv) {
         TrainResult r;
         double score = 0;
     };
+    if (!trace.empty()) {
+        const int64_t tokens = kBatch * (kPrompt + kRef);
+        TrainResult r;
+        {
+            torch::autograd::profiler::RecordProfile profile(trace);
+            r = train_rate([] { return Model::random_llama(bench_config(), bench_vocab(), 42, LoadParams{DType::kBF16, 0}); },
+                           TrainMode::kLora, data, dir, tokens);
+        }
+        std::printf("bf16 LoRA (134M): %.3f s/step, %.0f tokens/s; operator trace: %s\n", r.step_s, r.tokens_per_s,
+                    trace.c_str());
+        fs::remove_all(dir);
+        return 0;
+    }
     std::vector<Row> rows;
     struct Subject {
         std::string name;

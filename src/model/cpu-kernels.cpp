@@ -2,6 +2,8 @@
 
 #include <ATen/Parallel.h>
 
+#include <limits>
+
 #include "util/row-kernels.h"
 
 namespace memskew::kernels {
@@ -138,6 +140,80 @@ void prefix_softmax_(torch::Tensor& scores, const torch::Tensor& n_visible_in, d
             }
         }
     });
+}
+
+namespace {
+
+struct RotaryFn : public torch::autograd::Function<RotaryFn> {
+    static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                                 const torch::Tensor& cos, const torch::Tensor& sin, int64_t rotary_dim) {
+        ctx->save_for_backward({cos, sin});
+        ctx->saved_data["rotary_dim"] = rotary_dim;
+        torch::NoGradGuard no_grad;
+        return rotary(x, cos, sin, rotary_dim);
+    }
+    static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                   torch::autograd::variable_list grad) {
+        const auto saved = ctx->get_saved_variables();
+        const int64_t rot = ctx->saved_data["rotary_dim"].toInt();
+        auto g = grad[0].contiguous();
+        torch::NoGradGuard no_grad;
+        return {rotary(g, saved[0], -saved[1], rot), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    }
+};
+
+struct RmsNormFn : public torch::autograd::Function<RmsNormFn> {
+    static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w,
+                                 double eps) {
+        ctx->save_for_backward({x, w});
+        ctx->saved_data["eps"] = eps;
+        torch::NoGradGuard no_grad;
+        return rms_norm(x, w, eps);
+    }
+    static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                   torch::autograd::variable_list grad) {
+        const auto saved = ctx->get_saved_variables();
+        const auto& x = saved[0];
+        const auto& w = saved[1];
+        const double eps = ctx->saved_data["eps"].toDouble();
+        torch::NoGradGuard no_grad;
+        const auto xf = x.to(torch::kFloat);
+        const auto g = grad[0].to(torch::kFloat);
+        const auto r = torch::rsqrt(xf.square().mean(-1, /*keepdim=*/true) + eps);
+        const auto n = xf * r;
+        const auto gw = g * w.to(torch::kFloat);
+        const auto dx = r * (gw - n * (gw * n).mean(-1, /*keepdim=*/true));
+        torch::Tensor dw;
+        if (ctx->needs_input_grad(1))
+            dw = (g * n.to(x.scalar_type()).to(torch::kFloat)).reshape({-1, x.size(-1)}).sum(0).to(w.scalar_type());
+        return {dx.to(x.scalar_type()), dw, torch::Tensor()};
+    }
+};
+
+}  // namespace
+
+torch::Tensor rms_norm_autograd(const torch::Tensor& x, const torch::Tensor& w, double eps) {
+    return RmsNormFn::apply(x, w, eps);
+}
+
+torch::Tensor rotary_autograd(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                              int64_t rotary_dim) {
+    return RotaryFn::apply(x, cos, sin, rotary_dim);
+}
+
+torch::Tensor dropout_mask(const torch::Tensor& x, double p) {
+    TORCH_CHECK(p >= 0.0 && p < 1.0, "dropout probability must be in [0, 1), got ", p);
+    auto mask = torch::empty(x.sizes(), torch::TensorOptions().dtype(torch::kFloat));
+    // One draw from the default generator per mask.
+    const auto seed = static_cast<uint64_t>(
+        torch::randint(std::numeric_limits<int64_t>::max(), {1}, torch::TensorOptions().dtype(torch::kLong))
+            .item<int64_t>());
+    float* out = mask.data_ptr<float>();
+    const float scale = static_cast<float>(1.0 / (1.0 - p));
+    at::parallel_for(0, mask.numel(), 65536, [&](int64_t begin, int64_t end) {
+        rows::dropout_mask_f32(out + begin, end - begin, seed, begin, static_cast<float>(p), scale);
+    });
+    return mask;
 }
 
 int64_t& attention_score_budget() {

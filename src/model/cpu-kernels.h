@@ -20,6 +20,17 @@ bool fused_ok(const torch::Tensor& x, const torch::Tensor& w = torch::Tensor());
 // the normalisation in fp32. x [..., D] (any layout with unit last stride), w [D].
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& w, double eps);
 
+// rotary() with autograd: the backward pass is the inverse rotation, i.e.
+// rotary(grad, cos, -sin), exact when the tables repeat over the two halves
+// (cos[i] == cos[i + rot/2], as Rotary builds them). For training.
+torch::Tensor rotary_autograd(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                              int64_t rotary_dim);
+
+// rms_norm() with autograd (backward in fp32 LibTorch ops: with n = x r,
+// r = rsqrt(mean(x^2) + eps) and gw = grad * w, dx = r (gw - n mean(gw n)),
+// dw = sum of grad * round(n)). For training.
+torch::Tensor rms_norm_autograd(const torch::Tensor& x, const torch::Tensor& w, double eps);
+
 // h += delta in place (contiguous, same shape and dtype), then rms_norm(h, w).
 // One pass instead of an add and a norm.
 torch::Tensor add_rms_norm_(torch::Tensor& h, const torch::Tensor& delta, const torch::Tensor& w, double eps);
@@ -38,6 +49,13 @@ torch::Tensor silu_mul_(torch::Tensor gate, const torch::Tensor& up);
 // row (b, g, t) becomes softmax(scale * scores[b, g, t, 0..n)) with
 // n = n_visible[b, t] (int64 [B, T]), and 0 beyond n.
 void prefix_softmax_(torch::Tensor& scores, const torch::Tensor& n_visible, double scale);
+
+// A dropout mask shaped like x (fp32, contiguous): 1/(1-p) with probability
+// 1-p, else 0, from a counter-based hash seeded by LibTorch's default
+// generator (so torch::manual_seed makes it reproducible). Multiplying by it
+// is dropout; autograd sees a product with a constant. Far faster than
+// bernoulli_ on a CPU build without MKL.
+torch::Tensor dropout_mask(const torch::Tensor& x, double p);
 
 // Inference attention processes queries in chunks whose score matrices hold
 // at most about this many entries (default 2^24; tests lower it to exercise

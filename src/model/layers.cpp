@@ -45,8 +45,11 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
     }
     if (lora_A.is_empty()) return y;
     auto xa = x.to(lora_A->weight.scalar_type());
-    if (lora_dropout > 0.0 && is_training()) xa = torch::dropout(xa, lora_dropout, /*train=*/true);
-    auto delta = F::linear(F::linear(xa, lora_A->weight), lora_B->weight) * lora_scaling;  // [.., out]
+    // Dropout as PEFT's nn.Dropout (zero with probability p, scale the rest by
+    // 1/(1-p)), with a hash-based mask: bernoulli_ is slow on this CPU build.
+    if (lora_dropout > 0.0 && is_training()) xa = xa * kernels::dropout_mask(xa, lora_dropout).to(xa.scalar_type());
+    // The scaling goes on the rank-r intermediate (r values per row instead of out).
+    auto delta = F::linear(F::linear(xa, lora_A->weight) * lora_scaling, lora_B->weight);  // [.., out]
     return (y + delta).to(y.scalar_type());
 }
 
@@ -112,6 +115,9 @@ torch::Tensor NormImpl::forward(const torch::Tensor& x) {
     // As Hugging Face's LlamaRMSNorm: normalize in fp32, cast back, then scale.
     // Inference takes the fused kernel (one pass per row instead of five).
     if (kernels::fused_ok(x, weight)) return kernels::rms_norm(x, weight, eps);
+    if (x.device().is_cpu() && x.scalar_type() == weight.scalar_type() &&
+        (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kBFloat16))
+        return kernels::rms_norm_autograd(x, weight, eps);  // training: the kernel, with its backward
     // mean(x^2) comes from one reduction (the 2-norm) instead of a squared copy.
     auto xf = x.to(torch::kFloat);
     const double dim = static_cast<double>(x.size(-1));
@@ -172,6 +178,10 @@ std::pair<torch::Tensor, torch::Tensor> Rotary::tables(const torch::Tensor& pos)
 torch::Tensor Rotary::apply(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) const {
     if (rotary_dim_ > 0 && x.dim() == 4 && x.stride(3) == 1 && kernels::fused_ok(x))
         return kernels::rotary(x, cos, sin, rotary_dim_);
+    // Training: the same kernel, with the inverse rotation as its backward.
+    if (rotary_dim_ > 0 && x.dim() == 4 && x.stride(3) == 1 && !cos.requires_grad() && !sin.requires_grad() &&
+        x.device().is_cpu() && (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kBFloat16))
+        return kernels::rotary_autograd(x, cos, sin, rotary_dim_);
     const auto dt = x.scalar_type();
     const int64_t hd = x.size(-1);
     auto rot = x.narrow(-1, 0, rotary_dim_).to(torch::kFloat);

@@ -97,13 +97,22 @@ std::pair<torch::Tensor, int64_t> batch_loss(CausalLmImpl& net, const std::vecto
         int64_t t = 0;
         for (int32_t id : e.prompt) acc[b][t++] = id;
         for (size_t j = 0; j + 1 < e.target.size(); ++j) acc[b][t++] = e.target[j];
+    }
+    // The loss needs hidden states from the first target row on: the model may
+    // skip the last layer's work before it (forward_hidden_tail), in the
+    // backward pass too.
+    int64_t first = T;
+    for (const Example* e : batch) first = std::min(first, static_cast<int64_t>(e->prompt.size()) - 1);
+    const int64_t Tk = T - first;
+    for (int64_t b = 0; b < B; ++b) {
+        const Example& e = *batch[b];
         for (size_t j = 0; j < e.target.size(); ++j) {
-            rows.push_back(b * T + static_cast<int64_t>(e.prompt.size()) - 1 + static_cast<int64_t>(j));
+            rows.push_back(b * Tk + static_cast<int64_t>(e.prompt.size()) - 1 - first + static_cast<int64_t>(j));
             targets.push_back(e.target[j]);
         }
     }
     auto pos = torch::arange(T, torch::kLong).unsqueeze(0).expand({B, T}).contiguous();
-    auto h = net.forward_hidden(ids, pos).reshape({B * T, -1});                                   // [B*T, D]
+    auto h = net.forward_hidden_tail(ids, pos, first).reshape({B * Tk, -1});                      // [B*Tk, D]
     auto logits = net.project(h.index_select(0, torch::tensor(rows, torch::kLong))).to(torch::kFloat);  // [N, V]
     auto loss_sum = torch::nn::functional::cross_entropy(
         logits, torch::tensor(targets, torch::kLong),

@@ -173,6 +173,29 @@ MEMSKEW_CLONES void causal_softmax_bf16(uint16_t* row, int64_t n_visible, int64_
     softmax_impl(row, n_visible, n, scale, buf);
 }
 
+namespace {
+inline uint32_t mix32(uint32_t h) {  // murmur3's fmix32
+    h ^= h >> 16;
+    h *= UINT32_C(0x85EBCA6B);
+    h ^= h >> 13;
+    h *= UINT32_C(0xC2B2AE35);
+    h ^= h >> 16;
+    return h;
+}
+}  // namespace
+
+MEMSKEW_CLONES void dropout_mask_f32(float* out, int64_t n, uint64_t seed, int64_t offset, float p, float scale) {
+    const uint32_t k0 = mix32(static_cast<uint32_t>(seed) ^ UINT32_C(0x9E3779B9));
+    const uint32_t k1 = mix32(static_cast<uint32_t>(seed >> 32) + UINT32_C(0x7F4A7C15));
+    const uint32_t threshold = static_cast<uint32_t>(static_cast<double>(p) * 16777216.0);  // p * 2^24
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+        const uint64_t idx = static_cast<uint64_t>(offset + i);
+        const uint32_t h = mix32(mix32(static_cast<uint32_t>(idx) ^ k0) + (static_cast<uint32_t>(idx >> 32) ^ k1));
+        out[i] = (h >> 8) >= threshold ? scale : 0.0f;
+    }
+}
+
 MEMSKEW_CLONES void exp_of(const float* x, float* y, int64_t n) {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) y[i] = exp_approx(x[i]);

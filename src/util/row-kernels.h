@@ -44,6 +44,12 @@ void causal_softmax_bf16(uint16_t* row, int64_t n_visible, int64_t n, float scal
 // y[i] = e^x[i] (relative error below 2 ulp; e^x = 0 for x < -87.3).
 void exp_of(const float* x, float* y, int64_t n);
 
+// Dropout mask: out[i] = scale where a counter-based hash of (seed, offset + i)
+// gives u >= p (u uniform in [0, 1) on 24 bits), else 0; so the mask of an
+// element depends only on the seed and its index (any split into calls gives
+// the same mask). A murmur3-style mix of 32-bit words, vectorisable.
+void dropout_mask_f32(float* out, int64_t n, uint64_t seed, int64_t offset, float p, float scale);
+
 // Pass 1 of the per-token statistics over one row of logits z[0..n): copies
 // z to `out` as fp32 and returns its maximum, the first index holding it, and
 // how many entries exceed `ref`. A NaN anywhere makes the maximum NaN and the

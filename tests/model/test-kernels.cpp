@@ -2,7 +2,9 @@
 // SiLU-gate, prefix-masked softmax; the engine's per-row statistics) against
 // the plain LibTorch expressions the layers fall back to when gradients flow.
 // Both paths run on the same module: with GradMode on and parameters that
-// require grad, every layer takes the LibTorch path; in InferenceMode every
+// require grad, the layers take the training path (LibTorch ops for attention,
+// the SiLU gate and the residual stream; RMSNorm and rotary as kernels with
+// their own backward, checked against autograd below); in InferenceMode every
 // layer takes the fused one. Architectures: Llama with grouped-query attention
 // (3 query heads per KV head), GPT-NeoX with partial rotary (rotary_pct 0.25)
 // and GPT-2 (no rotary, LayerNorm), fp32 and bf16, with and without a KV cache.
@@ -163,6 +165,85 @@ TEST(FusedKernels, ChunkedAttentionEqualsOneChunk) {
             EXPECT_LE(diff, (dt == torch::kFloat ? 1e-5 : 4e-2) * one.abs().max().item<double>()) << queries;
         }
         budget = saved;
+    }
+}
+
+// The rotary kernel's autograd (backward = inverse rotation) against autograd
+// through the LibTorch formula written here (x cos + rotate_half(x) sin), on
+// a transposed view as the layers pass it, with partial rotary.
+TEST(FusedKernels, RotaryGradientMatchesAutogradOfTheFormula) {
+    torch::manual_seed(3);
+    const int64_t B = 2, T = 7, H = 3, hd = 8;
+    for (const int64_t rot : {hd, int64_t{4}}) {
+        auto base = torch::randn({B, T, H, hd}, torch::kDouble).to(torch::kFloat);
+        auto angles = torch::rand({B, 1, T, rot / 2}) * 6.0;
+        auto emb = torch::cat({angles, angles}, -1);
+        const auto cos = emb.cos(), sin = emb.sin();
+        const auto weight = torch::randn({B, H, T, hd});
+        auto x1 = base.clone().requires_grad_(true);
+        auto y1 = kernels::rotary_autograd(x1.transpose(1, 2), cos, sin, rot);
+        (y1 * weight).sum().backward();
+        auto x2 = base.clone().requires_grad_(true);
+        auto xt = x2.transpose(1, 2);
+        auto r = xt.narrow(-1, 0, rot);
+        auto rotated = torch::cat({-r.narrow(-1, rot / 2, rot / 2), r.narrow(-1, 0, rot / 2)}, -1);
+        auto y2 = torch::cat({r * cos + rotated * sin, xt.narrow(-1, rot, hd - rot)}, -1);
+        (y2 * weight).sum().backward();
+        EXPECT_LE((y1 - y2).abs().max().item<double>(), 1e-6) << rot;
+        EXPECT_LE((x1.grad() - x2.grad()).abs().max().item<double>(), 1e-5) << rot;
+    }
+}
+
+// The RMSNorm kernel's autograd against autograd through the Hugging Face
+// formula written here, for x and the weight, in fp32 (and bf16 within its
+// rounding).
+TEST(FusedKernels, RmsNormGradientMatchesAutogradOfTheFormula) {
+    torch::manual_seed(4);
+    const double eps = 1e-5;
+    for (auto dt : {torch::kFloat, torch::kBFloat16}) {
+        const auto base = (torch::randn({3, 5, 32}) * 3).to(dt);
+        const auto wbase = (torch::rand({32}) + 0.5).to(dt);
+        const auto weight = torch::randn({3, 5, 32});
+        auto x1 = base.clone().requires_grad_(true);
+        auto w1 = wbase.clone().requires_grad_(true);
+        auto y1 = kernels::rms_norm_autograd(x1, w1, eps);
+        (y1.to(torch::kFloat) * weight).sum().backward();
+        auto x2 = base.clone().requires_grad_(true);
+        auto w2 = wbase.clone().requires_grad_(true);
+        auto xf = x2.to(torch::kFloat);
+        auto y2 = w2 * (xf * torch::rsqrt(xf.square().mean(-1, true) + eps)).to(dt);
+        (y2.to(torch::kFloat) * weight).sum().backward();
+        const double tol = dt == torch::kFloat ? 1e-5 : 5e-2;
+        auto rel = [](const torch::Tensor& a, const torch::Tensor& b) {
+            return ((a.to(torch::kFloat) - b.to(torch::kFloat)).abs().max() / b.to(torch::kFloat).abs().max()).item<double>();
+        };
+        EXPECT_LE(rel(y1, y2), dt == torch::kFloat ? 1e-6 : 1e-2);
+        EXPECT_LE(rel(x1.grad(), x2.grad()), tol);
+        EXPECT_LE(rel(w1.grad(), w2.grad()), tol);
+    }
+}
+
+// The dropout mask: values 0 or 1/(1-p), the kept fraction within 5 standard
+// deviations of 1-p, reproducible under torch::manual_seed, fresh per draw.
+TEST(FusedKernels, DropoutMaskKeepsOneMinusPAndIsSeeded) {
+    const auto x = torch::zeros({300, 1000});
+    for (double p : {0.05, 0.5}) {
+        torch::manual_seed(9);
+        const auto m1 = kernels::dropout_mask(x, p);
+        const auto m2 = kernels::dropout_mask(x, p);
+        torch::manual_seed(9);
+        const auto m3 = kernels::dropout_mask(x, p);
+        EXPECT_TRUE(torch::equal(m1, m3));
+        EXPECT_FALSE(torch::equal(m1, m2));
+        const double n = static_cast<double>(m1.numel());
+        const double kept = (m1 > 0).sum().item<double>();
+        EXPECT_NEAR(kept / n, 1.0 - p, 5.0 * std::sqrt(p * (1 - p) / n)) << p;
+        const float scale = static_cast<float>(1.0 / (1.0 - p));
+        EXPECT_TRUE(((m1 == 0) | (m1 == scale)).all().item<bool>());
+        // No pattern along rows or columns: every row and column keeps about 1-p.
+        const auto rows = (m1 > 0).to(torch::kDouble).mean(1), cols = (m1 > 0).to(torch::kDouble).mean(0);
+        EXPECT_LE((rows - (1 - p)).abs().max().item<double>(), 6.0 * std::sqrt(p * (1 - p) / 1000)) << p;
+        EXPECT_LE((cols - (1 - p)).abs().max().item<double>(), 6.0 * std::sqrt(p * (1 - p) / 300)) << p;
     }
 }
 
