@@ -2,8 +2,11 @@
 
 #include <ATen/Parallel.h>
 
+#include <cmath>
 #include <limits>
+#include <vector>
 
+#include "util/bf16.h"
 #include "util/row-kernels.h"
 
 namespace memskew::kernels {
@@ -190,7 +193,80 @@ struct RmsNormFn : public torch::autograd::Function<RmsNormFn> {
     }
 };
 
+struct CrossEntropyFn : public torch::autograd::Function<CrossEntropyFn> {
+    static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& logits_in,
+                                 const torch::Tensor& targets_in) {
+        const auto logits = logits_in.contiguous();
+        const auto targets = targets_in.to(torch::kLong).contiguous();
+        const int64_t N = logits.size(0), V = logits.size(1);
+        TORCH_CHECK(targets.numel() == N, "cross_entropy_sum: ", targets.numel(), " targets for ", N, " rows");
+        const bool bf16 = logits.scalar_type() == torch::kBFloat16;
+        const int64_t* tp = targets.data_ptr<int64_t>();
+        for (int64_t r = 0; r < N; ++r) TORCH_CHECK(tp[r] >= 0 && tp[r] < V, "cross_entropy_sum: target out of range");
+        auto lse = torch::empty({N}, torch::kFloat);
+        std::vector<double> row_loss(static_cast<size_t>(N));
+        float* lp = lse.data_ptr<float>();
+        at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+            std::vector<float> d(V), e(V);
+            for (int64_t r = begin; r < end; ++r) {
+                rows::RowMax m;
+                float zt;
+                if (bf16) {
+                    const uint16_t* z = bf16_ptr(logits) + r * V;
+                    zt = bf16_to_float(z[tp[r]]);
+                    m = rows::max_scan_bf16(z, d.data(), V, zt);
+                } else {
+                    const float* z = logits.data_ptr<float>() + r * V;
+                    zt = z[tp[r]];
+                    m = rows::max_scan_f32(z, d.data(), V, zt);
+                }
+                rows::subtract(d.data(), V, m.max);
+                rows::exp_of(d.data(), e.data(), V);
+                const double l = static_cast<double>(m.max) + std::log(rows::exp_sums(d.data(), e.data(), V).s);
+                lp[r] = static_cast<float>(l);
+                row_loss[static_cast<size_t>(r)] = l - zt;
+            }
+        });
+        double total = 0;
+        for (double l : row_loss) total += l;
+        ctx->save_for_backward({logits, targets, lse});
+        return torch::tensor(static_cast<float>(total));
+    }
+    static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                   torch::autograd::variable_list grad) {
+        const auto saved = ctx->get_saved_variables();
+        const auto& logits = saved[0];
+        const int64_t* tp = saved[1].data_ptr<int64_t>();
+        const float* lp = saved[2].data_ptr<float>();
+        const int64_t N = logits.size(0), V = logits.size(1);
+        const float g = grad[0].item<float>();
+        const bool bf16 = logits.scalar_type() == torch::kBFloat16;
+        auto out = torch::empty_like(logits);
+        at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+            for (int64_t r = begin; r < end; ++r) {
+                if (bf16) {
+                    const uint16_t* z = bf16_ptr(logits) + r * V;
+                    uint16_t* o = bf16_ptr(out) + r * V;
+                    rows::softmax_grad_bf16(z, o, V, lp[r], g);
+                    o[tp[r]] = float_to_bf16(g * (std::exp(bf16_to_float(z[tp[r]]) - lp[r]) - 1.0f));
+                } else {
+                    const float* z = logits.data_ptr<float>() + r * V;
+                    float* o = out.data_ptr<float>() + r * V;
+                    rows::softmax_grad_f32(z, o, V, lp[r], g);
+                    o[tp[r]] = g * (std::exp(z[tp[r]] - lp[r]) - 1.0f);
+                }
+            }
+        });
+        return {out, torch::Tensor()};
+    }
+};
+
 }  // namespace
+
+torch::Tensor cross_entropy_sum(const torch::Tensor& logits, const torch::Tensor& targets) {
+    TORCH_CHECK(logits.dim() == 2 && cpu_float_or_bf16(logits), "cross_entropy_sum: logits must be CPU fp32/bf16 [N, V]");
+    return CrossEntropyFn::apply(logits, targets);
+}
 
 torch::Tensor rms_norm_autograd(const torch::Tensor& x, const torch::Tensor& w, double eps) {
     return RmsNormFn::apply(x, w, eps);

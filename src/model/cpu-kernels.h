@@ -31,6 +31,13 @@ torch::Tensor rotary_autograd(const torch::Tensor& x, const torch::Tensor& cos, 
 // dw = sum of grad * round(n)). For training.
 torch::Tensor rms_norm_autograd(const torch::Tensor& x, const torch::Tensor& w, double eps);
 
+// Sum over rows of the cross-entropy log-sum-exp(z) - z[target] of logits
+// [N, V] (fp32 or bf16, computed in fp32), with autograd: the gradient
+// (softmax - one-hot) * grad is written straight in the logits' dtype. As
+// cross_entropy(logits.float(), targets, reduction sum), without the fp32
+// copy of the logits and its backward.
+torch::Tensor cross_entropy_sum(const torch::Tensor& logits, const torch::Tensor& targets);
+
 // h += delta in place (contiguous, same shape and dtype), then rms_norm(h, w).
 // One pass instead of an add and a norm.
 torch::Tensor add_rms_norm_(torch::Tensor& h, const torch::Tensor& delta, const torch::Tensor& w, double eps);

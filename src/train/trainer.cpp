@@ -22,6 +22,7 @@
 #include "memskew/error.h"
 #include "memskew/stats.h"
 #include "memskew/tokenizer.h"
+#include "model/cpu-kernels.h"
 #include "model/model-impl.h"
 
 namespace memskew {
@@ -113,10 +114,9 @@ std::pair<torch::Tensor, int64_t> batch_loss(CausalLmImpl& net, const std::vecto
     }
     auto pos = torch::arange(T, torch::kLong).unsqueeze(0).expand({B, T}).contiguous();
     auto h = net.forward_hidden_tail(ids, pos, first).reshape({B * Tk, -1});                      // [B*Tk, D]
-    auto logits = net.project(h.index_select(0, torch::tensor(rows, torch::kLong))).to(torch::kFloat);  // [N, V]
-    auto loss_sum = torch::nn::functional::cross_entropy(
-        logits, torch::tensor(targets, torch::kLong),
-        torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+    auto logits = net.project(h.index_select(0, torch::tensor(rows, torch::kLong)));  // [N, V], compute dtype
+    // cross_entropy(logits.float(), targets, sum), fused (tests/model/test-kernels.cpp).
+    auto loss_sum = kernels::cross_entropy_sum(logits, torch::tensor(targets, torch::kLong));
     return {loss_sum, static_cast<int64_t>(targets.size())};
 }
 

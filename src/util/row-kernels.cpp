@@ -196,6 +196,19 @@ MEMSKEW_CLONES void dropout_mask_f32(float* out, int64_t n, uint64_t seed, int64
     }
 }
 
+template <class T>
+inline __attribute__((always_inline)) void softmax_grad_impl(const T* z, T* out, int64_t n, float lse, float scale) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) store(out, i, scale * exp_approx(load(z, i) - lse));
+}
+
+MEMSKEW_CLONES void softmax_grad_f32(const float* z, float* out, int64_t n, float lse, float scale) {
+    softmax_grad_impl(z, out, n, lse, scale);
+}
+MEMSKEW_CLONES void softmax_grad_bf16(const uint16_t* z, uint16_t* out, int64_t n, float lse, float scale) {
+    softmax_grad_impl(z, out, n, lse, scale);
+}
+
 MEMSKEW_CLONES void exp_of(const float* x, float* y, int64_t n) {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) y[i] = exp_approx(x[i]);

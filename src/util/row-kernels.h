@@ -50,6 +50,12 @@ void exp_of(const float* x, float* y, int64_t n);
 // the same mask). A murmur3-style mix of 32-bit words, vectorisable.
 void dropout_mask_f32(float* out, int64_t n, uint64_t seed, int64_t offset, float p, float scale);
 
+// out[i] = scale * e^(z[i] - lse) for one row: the gradient of a row's
+// cross-entropy (before subtracting scale at the target), in fp32, stored in
+// the row's dtype.
+void softmax_grad_f32(const float* z, float* out, int64_t n, float lse, float scale);
+void softmax_grad_bf16(const uint16_t* z, uint16_t* out, int64_t n, float lse, float scale);
+
 // Pass 1 of the per-token statistics over one row of logits z[0..n): copies
 // z to `out` as fp32 and returns its maximum, the first index holding it, and
 // how many entries exceed `ref`. A NaN anywhere makes the maximum NaN and the

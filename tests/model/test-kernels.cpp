@@ -223,6 +223,28 @@ TEST(FusedKernels, RmsNormGradientMatchesAutogradOfTheFormula) {
     }
 }
 
+// The fused cross-entropy against LibTorch's cross_entropy on fp32 logits
+// (what training computed before): the summed loss and the gradient.
+TEST(FusedKernels, CrossEntropyMatchesLibTorch) {
+    torch::manual_seed(5);
+    for (auto dt : {torch::kFloat, torch::kBFloat16}) {
+        const auto base = (torch::randn({37, 1000}) * 4).to(dt);
+        const auto targets = torch::randint(0, 1000, {37}, torch::kLong);
+        auto z1 = base.clone().requires_grad_(true);
+        auto l1 = kernels::cross_entropy_sum(z1, targets);
+        (l1 * 0.5).backward();
+        auto z2 = base.clone().requires_grad_(true);
+        auto l2 = torch::nn::functional::cross_entropy(
+            z2.to(torch::kFloat), targets, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+        (l2 * 0.5).backward();
+        EXPECT_NEAR(l1.item<double>(), l2.item<double>(), 1e-5 * l2.item<double>());
+        const double gdiff = (z1.grad().to(torch::kFloat) - z2.grad().to(torch::kFloat)).abs().max().item<double>();
+        // fp32: exp's last ulp; bf16: both round the fp32 gradient once (half a step of 0.5).
+        EXPECT_LE(gdiff, dt == torch::kFloat ? 1e-6 : 2e-3) << (dt == torch::kFloat ? "f32" : "bf16");
+        EXPECT_EQ(z1.grad().scalar_type(), dt);
+    }
+}
+
 // The dropout mask: values 0 or 1/(1-p), the kept fraction within 5 standard
 // deviations of 1-p, reproducible under torch::manual_seed, fresh per draw.
 TEST(FusedKernels, DropoutMaskKeepsOneMinusPAndIsSeeded) {
