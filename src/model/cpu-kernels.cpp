@@ -165,6 +165,36 @@ struct RotaryFn : public torch::autograd::Function<RotaryFn> {
     }
 };
 
+struct SiluMulFn : public torch::autograd::Function<SiluMulFn> {
+    static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& gate_in,
+                                 const torch::Tensor& up_in) {
+        const auto gate = gate_in.contiguous(), up = up_in.contiguous();
+        ctx->save_for_backward({gate, up});
+        torch::NoGradGuard no_grad;
+        return silu_mul_(gate.clone(), up);
+    }
+    static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                   torch::autograd::variable_list grad) {
+        const auto saved = ctx->get_saved_variables();
+        const auto& g = saved[0];
+        const auto& u = saved[1];
+        const auto gr = grad[0].contiguous();
+        auto dg = torch::empty_like(g), du = torch::empty_like(u);
+        const bool bf16 = g.scalar_type() == torch::kBFloat16;
+        at::parallel_for(0, g.numel(), 16384, [&](int64_t b, int64_t e) {
+            if (bf16) {
+                rows::silu_mul_backward_bf16(bf16_ptr(g) + b, bf16_ptr(u) + b, bf16_ptr(gr) + b, bf16_ptr(dg) + b,
+                                             bf16_ptr(du) + b, e - b);
+            } else {
+                rows::silu_mul_backward_f32(g.data_ptr<float>() + b, u.data_ptr<float>() + b,
+                                            gr.data_ptr<float>() + b, dg.data_ptr<float>() + b,
+                                            du.data_ptr<float>() + b, e - b);
+            }
+        });
+        return {dg, du};
+    }
+};
+
 struct RmsNormFn : public torch::autograd::Function<RmsNormFn> {
     static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w,
                                  double eps) {
@@ -266,6 +296,12 @@ struct CrossEntropyFn : public torch::autograd::Function<CrossEntropyFn> {
 torch::Tensor cross_entropy_sum(const torch::Tensor& logits, const torch::Tensor& targets) {
     TORCH_CHECK(logits.dim() == 2 && cpu_float_or_bf16(logits), "cross_entropy_sum: logits must be CPU fp32/bf16 [N, V]");
     return CrossEntropyFn::apply(logits, targets);
+}
+
+torch::Tensor silu_mul_autograd(const torch::Tensor& gate, const torch::Tensor& up) {
+    TORCH_CHECK(gate.sizes() == up.sizes() && gate.scalar_type() == up.scalar_type() && cpu_float_or_bf16(gate),
+                "silu_mul_autograd: gate and up must be CPU fp32/bf16 tensors of one shape");
+    return SiluMulFn::apply(gate, up);
 }
 
 torch::Tensor rms_norm_autograd(const torch::Tensor& x, const torch::Tensor& w, double eps) {

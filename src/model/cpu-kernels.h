@@ -52,6 +52,10 @@ torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const tor
 // rounded as the two separate ops would be. Returns gate.
 torch::Tensor silu_mul_(torch::Tensor gate, const torch::Tensor& up);
 
+// silu(gate) * up with autograd (forward: the silu_mul_ kernel into a new
+// tensor; backward: one fused pass for both gradients). For training.
+torch::Tensor silu_mul_autograd(const torch::Tensor& gate, const torch::Tensor& up);
+
 // In place over scores [B, G, T, S] (contiguous; G any number of heads):
 // row (b, g, t) becomes softmax(scale * scores[b, g, t, 0..n)) with
 // n = n_visible[b, t] (int64 [B, T]), and 0 beyond n.

@@ -166,6 +166,27 @@ inline __attribute__((always_inline)) void softmax_impl(T* row, int64_t n_visibl
 MEMSKEW_CLONES void silu_mul_f32(float* gate, const float* up, int64_t n) { silu_mul_impl(gate, up, n); }
 MEMSKEW_CLONES void silu_mul_bf16(uint16_t* gate, const uint16_t* up, int64_t n) { silu_mul_impl(gate, up, n); }
 
+template <class T>
+inline __attribute__((always_inline)) void silu_mul_backward_impl(const T* g, const T* u, const T* grad, T* dg, T* du,
+                                                                   int64_t n) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+        const float gv = load(g, i), gr = load(grad, i);
+        const float s = 1.0f / (1.0f + exp_approx(-gv));
+        store(du, i, gr * round_to(g, gv * s));
+        store(dg, i, gr * load(u, i) * s * (1.0f + gv * (1.0f - s)));
+    }
+}
+
+MEMSKEW_CLONES void silu_mul_backward_f32(const float* g, const float* u, const float* grad, float* dg, float* du,
+                                          int64_t n) {
+    silu_mul_backward_impl(g, u, grad, dg, du, n);
+}
+MEMSKEW_CLONES void silu_mul_backward_bf16(const uint16_t* g, const uint16_t* u, const uint16_t* grad, uint16_t* dg,
+                                           uint16_t* du, int64_t n) {
+    silu_mul_backward_impl(g, u, grad, dg, du, n);
+}
+
 MEMSKEW_CLONES void causal_softmax_f32(float* row, int64_t n_visible, int64_t n, float scale, float* buf) {
     softmax_impl(row, n_visible, n, scale, buf);
 }

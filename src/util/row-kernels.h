@@ -35,6 +35,13 @@ void rotary_bf16(const uint16_t* x, const float* cos, const float* sin, uint16_t
 void silu_mul_f32(float* gate, const float* up, int64_t n);
 void silu_mul_bf16(uint16_t* gate, const uint16_t* up, int64_t n);
 
+// Backward of gate_out = round(silu(g)) * u: du = grad * silu(g),
+// dg = grad * u * silu'(g), silu'(g) = s (1 + g (1 - s)), s = sigmoid(g); in
+// fp32, each stored in the dtype.
+void silu_mul_backward_f32(const float* g, const float* u, const float* grad, float* dg, float* du, int64_t n);
+void silu_mul_backward_bf16(const uint16_t* g, const uint16_t* u, const uint16_t* grad, uint16_t* dg, uint16_t* du,
+                            int64_t n);
+
 // Softmax of scale * row[0..n_visible) in place (fp32 arithmetic), with
 // row[n_visible..n) set to 0 (keys the query may not see). buf: n floats of
 // scratch. n_visible >= 1.

@@ -223,6 +223,26 @@ TEST(FusedKernels, RmsNormGradientMatchesAutogradOfTheFormula) {
     }
 }
 
+// The SiLU-gate kernel's autograd against autograd of silu(g) * u.
+TEST(FusedKernels, SiluMulGradientMatchesAutogradOfTheFormula) {
+    torch::manual_seed(6);
+    for (auto dt : {torch::kFloat, torch::kBFloat16}) {
+        const auto gb = (torch::randn({4, 33}) * 3).to(dt), ub = torch::randn({4, 33}).to(dt);
+        const auto weight = torch::randn({4, 33});
+        auto g1 = gb.clone().requires_grad_(true), u1 = ub.clone().requires_grad_(true);
+        (kernels::silu_mul_autograd(g1, u1).to(torch::kFloat) * weight).sum().backward();
+        auto g2 = gb.clone().requires_grad_(true), u2 = ub.clone().requires_grad_(true);
+        (((torch::nn::functional::silu(g2)) * u2).to(torch::kFloat) * weight).sum().backward();
+        auto rel = [](const torch::Tensor& a, const torch::Tensor& b) {
+            return ((a.to(torch::kFloat) - b.to(torch::kFloat)).abs().max() / b.to(torch::kFloat).abs().max()).item<double>();
+        };
+        // fp32: exp's last ulps; bf16: the LibTorch path rounds intermediates to bf16 more often.
+        const double tol = dt == torch::kFloat ? 1e-5 : 2e-2;
+        EXPECT_LE(rel(g1.grad(), g2.grad()), tol);
+        EXPECT_LE(rel(u1.grad(), u2.grad()), tol);
+    }
+}
+
 // The fused cross-entropy against LibTorch's cross_entropy on fp32 logits
 // (what training computed before): the summed loss and the gradient.
 TEST(FusedKernels, CrossEntropyMatchesLibTorch) {

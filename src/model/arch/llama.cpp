@@ -34,6 +34,9 @@ struct MlpImpl : torch::nn::Module {
         auto up = up_proj(x);
         if (act == "silu" && gate.is_contiguous() && kernels::fused_ok(gate) && kernels::fused_ok(up))
             return down_proj(kernels::silu_mul_(gate, up));  // inference: one pass, no temporaries
+        if (act == "silu" && gate.sizes() == up.sizes() && gate.scalar_type() == up.scalar_type() &&
+            gate.device().is_cpu() && (gate.scalar_type() == torch::kFloat || gate.scalar_type() == torch::kBFloat16))
+            return down_proj(kernels::silu_mul_autograd(gate, up));  // training: fused, with its backward
         return down_proj(activation(act, gate) * up);
     }
     Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
