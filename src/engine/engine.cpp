@@ -16,7 +16,6 @@
 #include "memskew/error.h"
 #include "memskew/tokenizer.h"
 #include "model/model-impl.h"
-#include "util/bf16.h"
 #include "util/row-kernels.h"
 
 namespace memskew {
@@ -143,21 +142,13 @@ void row_stats(const torch::Tensor& logits, const int64_t* targets, int64_t offs
     at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
         std::vector<float> d(V), e(V);
         for (int64_t r = begin; r < end; ++r) {
-            const int64_t t = targets[r];
-            rows::RowMax m;
-            float ref;
-            if (bf16) {
-                const auto* z = reinterpret_cast<const uint16_t*>(logits.data_ptr<at::BFloat16>()) + r * V;
-                ref = bf16_to_float(z[t]);
-                m = rows::max_scan_bf16(z, d.data(), V, ref);
-            } else {
-                const float* z = logits.data_ptr<float>() + r * V;
-                ref = z[t];
-                m = rows::max_scan_f32(z, d.data(), V, ref);
-            }
-            rows::subtract(d.data(), V, m.max);
-            rows::exp_of(d.data(), e.data(), V);
-            const auto sums = rows::exp_sums(d.data(), e.data(), V);
+            const rows::RowSoftmax row =
+                bf16 ? rows::softmax_row_bf16(reinterpret_cast<const uint16_t*>(logits.data_ptr<at::BFloat16>()) + r * V,
+                                              V, targets[r], d.data(), e.data())
+                     : rows::softmax_row_f32(logits.data_ptr<float>() + r * V, V, targets[r], d.data(), e.data());
+            const auto& m = row.max;
+            const auto& sums = row.sums;
+            const float ref = row.target_logit;
             const double log_s = std::log(sums.s), mean_d = sums.a / sums.s;
             const int64_t k = offset + r;
             argmax[k] = m.argmax;

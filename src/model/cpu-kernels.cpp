@@ -239,22 +239,12 @@ struct CrossEntropyFn : public torch::autograd::Function<CrossEntropyFn> {
         at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
             std::vector<float> d(V), e(V);
             for (int64_t r = begin; r < end; ++r) {
-                rows::RowMax m;
-                float zt;
-                if (bf16) {
-                    const uint16_t* z = bf16_ptr(logits) + r * V;
-                    zt = bf16_to_float(z[tp[r]]);
-                    m = rows::max_scan_bf16(z, d.data(), V, zt);
-                } else {
-                    const float* z = logits.data_ptr<float>() + r * V;
-                    zt = z[tp[r]];
-                    m = rows::max_scan_f32(z, d.data(), V, zt);
-                }
-                rows::subtract(d.data(), V, m.max);
-                rows::exp_of(d.data(), e.data(), V);
-                const double l = static_cast<double>(m.max) + std::log(rows::exp_sums(d.data(), e.data(), V).s);
+                const rows::RowSoftmax row =
+                    bf16 ? rows::softmax_row_bf16(bf16_ptr(logits) + r * V, V, tp[r], d.data(), e.data())
+                         : rows::softmax_row_f32(logits.data_ptr<float>() + r * V, V, tp[r], d.data(), e.data());
+                const double l = row.log_sum_exp();
                 lp[r] = static_cast<float>(l);
-                row_loss[static_cast<size_t>(r)] = l - zt;
+                row_loss[static_cast<size_t>(r)] = l - row.target_logit;
             }
         });
         double total = 0;

@@ -285,4 +285,24 @@ MEMSKEW_CLONES ExpSums exp_sums(const float* d, const float* e, int64_t n) {
     return {s, a, b};
 }
 
+double RowSoftmax::log_sum_exp() const { return static_cast<double>(max.max) + std::log(sums.s); }
+
+namespace {
+// Passes 2 and 3 after max_scan has filled d with the row.
+RowSoftmax finish_row(RowMax m, float target_logit, int64_t n, float* d, float* e) {
+    subtract(d, n, m.max);
+    exp_of(d, e, n);
+    return {m, exp_sums(d, e, n), target_logit};
+}
+}  // namespace
+
+RowSoftmax softmax_row_f32(const float* z, int64_t n, int64_t target, float* d, float* e) {
+    const float ref = z[target];
+    return finish_row(max_scan_f32(z, d, n, ref), ref, n, d, e);
+}
+RowSoftmax softmax_row_bf16(const uint16_t* z, int64_t n, int64_t target, float* d, float* e) {
+    const float ref = bf16_to_float(z[target]);
+    return finish_row(max_scan_bf16(z, d, n, ref), ref, n, d, e);
+}
+
 }  // namespace memskew::rows

@@ -85,4 +85,17 @@ struct ExpSums {
 };
 ExpSums exp_sums(const float* d, const float* e, int64_t n);
 
+// The three passes above for one row of logits z[0..n) against a target
+// index: RowMax (against z[target]), then d = z - max into `d`, e = e^d into
+// `e`, and their sums. d and e: n floats of scratch each. The log-sum-exp of
+// the row is max + log(sums.s).
+struct RowSoftmax {
+    RowMax max;
+    ExpSums sums;
+    float target_logit;
+    double log_sum_exp() const;
+};
+RowSoftmax softmax_row_f32(const float* z, int64_t n, int64_t target, float* d, float* e);
+RowSoftmax softmax_row_bf16(const uint16_t* z, int64_t n, int64_t target, float* d, float* e);
+
 }  // namespace memskew::rows

@@ -241,17 +241,18 @@ TEST(RowKernels, MaxScanTakesTheFirstMaximumAndCountsAboveTheReference) {
     EXPECT_EQ(mi.n_greater, 1);
 }
 
-// The statistics a caller builds from subtract + exp_of + exp_sums, against a
+// The statistics a caller builds from softmax_row (max_scan, subtract, exp_of,
+// exp_sums), against a
 // double-precision log-softmax written out here, on a row with a -inf entry.
 TEST(RowKernels, ExpSumsGiveEntropyAndVarianceOfLogP) {
     auto z = random_floats(1000, 3.0f, 9);
     z[17] = -std::numeric_limits<float>::infinity();
     std::vector<float> d(z.size()), e(z.size());
     const int64_t n = static_cast<int64_t>(z.size());
-    const auto m = rows::max_scan_f32(z.data(), d.data(), n, z[0]);
-    rows::subtract(d.data(), n, m.max);
-    rows::exp_of(d.data(), e.data(), n);
-    const auto s = rows::exp_sums(d.data(), e.data(), n);
+    const auto row = rows::softmax_row_f32(z.data(), n, /*target=*/0, d.data(), e.data());
+    const auto& m = row.max;
+    const auto& s = row.sums;
+    EXPECT_EQ(row.target_logit, z[0]);
     const double log_s = std::log(s.s), mean_d = s.a / s.s;
     const double entropy = log_s - mean_d, var = s.b / s.s - mean_d * mean_d;
 
@@ -272,6 +273,7 @@ TEST(RowKernels, ExpSumsGiveEntropyAndVarianceOfLogP) {
     EXPECT_NEAR(var, e2 - e1 * e1, 1e-5 * (e2 - e1 * e1));
     EXPECT_NEAR(1.0 / s.s, std::exp(zmax - lse), 1e-6);
     EXPECT_NEAR(z[0] - m.max - log_s, z[0] - lse, 1e-5);
+    EXPECT_NEAR(row.log_sum_exp(), lse, 1e-5);
 }
 
 }  // namespace
