@@ -17,6 +17,7 @@
 #include "memskew/gguf.h"
 #include "memskew/probe.h"
 #include "memskew/tokenizer.h"
+#include "bench-common.h"
 
 using namespace memskew;
 namespace fs = std::filesystem;
@@ -127,14 +128,7 @@ int main(int argc, char** argv) {
     measure("stories260K f32 (2000, L<=128)", stories, data, 2000, 128, DType::kF32, tmp);
 
     // A random Llama of a realistic shape with a real 32000-token vocabulary.
-    ModelConfig cfg;
-    cfg.name = "random-llama-134M";
-    cfg.dim = 768;
-    cfg.n_layers = 12;
-    cfg.n_heads = 12;
-    cfg.n_kv_heads = 12;
-    cfg.ffn_dim = 2048;
-    cfg.max_ctx = 2048;
+    const ModelConfig cfg = bench::llama_134m_config(/*max_ctx=*/2048);
     const std::string big = tmp + "/random-llama-134M.gguf";
     if (!fs::exists(big)) {
         auto g = GgufFile::open(spm);

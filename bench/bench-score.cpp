@@ -41,16 +41,15 @@
 #include "memskew/engine.h"
 #include "memskew/tokenizer.h"
 #include "model/model-impl.h"
+#include "bench-common.h"
 
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 using namespace memskew;
+using bench::Clock;
+using bench::seconds_since;
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
@@ -70,33 +69,11 @@ double time_median(int repeats, const std::function<void()>& fn) {
     return median(t);
 }
 
-constexpr int64_t kBatch = 16, kPrompt = 128, kRef = 64, kVocab = 32000;
+constexpr int64_t kBatch = 16, kPrompt = 128, kRef = 64, kVocab = bench::kLlama134MVocab;
 // The reference numbers of the brief: a plain eager PyTorch (Python)
 // implementation of this model on this machine kind, tokens/s (16 x 192 convention).
 constexpr double kPyTorchEagerBf16 = 1960.0, kPyTorchEagerF32 = 470.0;
 constexpr double kTargetGenRatio = 3.0, kTargetGemmFraction = 0.60;
-
-ModelConfig bench_config() {
-    ModelConfig c;
-    c.name = "random-llama-134M";
-    c.dim = 768;
-    c.n_layers = 12;
-    c.n_heads = 12;
-    c.n_kv_heads = 12;
-    c.ffn_dim = 2048;
-    c.max_ctx = 256;
-    c.tied_output = false;
-    return c;
-}
-
-Vocab bench_vocab() {
-    Vocab v = make_byte_vocab();
-    for (int64_t i = static_cast<int64_t>(v.tokens.size()); i < kVocab; ++i) {
-        v.tokens.push_back(fmt::format("<extra_{}>", i));
-        v.types.push_back(static_cast<int32_t>(TokenType::kUserDefined));
-    }
-    return v;
-}
 
 struct Flops {
     double layers = 0, attention = 0, output = 0;
@@ -162,9 +139,9 @@ const char* pass(bool ok) { return ok ? "PASS" : "MISS"; }
 Result run(DType dtype, int repeats, int n_threads, const std::string& trace) {
     Result res;
     res.dtype = dtype;
-    const ModelConfig cfg = bench_config();
+    const ModelConfig cfg = bench::llama_134m_config();
     auto t0 = Clock::now();
-    auto model = Model::random_llama(cfg, bench_vocab(), 42, LoadParams{dtype, n_threads});
+    auto model = Model::random_llama(cfg, bench::llama_134m_vocab(), 42, LoadParams{dtype, n_threads});
     std::printf("\n== %s: %s, %.1fM parameters, built in %.1f s\n", dtype_name(dtype), cfg.name.c_str(),
                 model->config().n_params() * 1e-6, seconds_since(t0));
     Engine engine(model);

@@ -42,49 +42,27 @@
 #include "memskew/tokenizer.h"
 #include "memskew/train.h"
 #include "model/model-impl.h"
+#include "bench-common.h"
 
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <unistd.h>
 
 using namespace memskew;
+using bench::Clock;
+using bench::seconds_since;
 namespace fs = std::filesystem;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-constexpr int64_t kBatch = 16, kPrompt = 128, kRef = 64, kVocab = 32000;
+constexpr int64_t kBatch = 16, kPrompt = 128, kRef = 64, kVocab = bench::kLlama134MVocab;
 constexpr double kTarget = 0.40;
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 std::string loadavg() {
     std::ifstream f("/proc/loadavg");
     std::string a, b, c;
     f >> a >> b >> c;
     return a.empty() ? "n/a" : a + " " + b + " " + c;
-}
-
-ModelConfig bench_config() {
-    ModelConfig c;
-    c.name = "random-llama-134M";
-    c.dim = 768;
-    c.n_layers = 12;
-    c.n_heads = 12;
-    c.n_kv_heads = 12;
-    c.ffn_dim = 2048;
-    c.max_ctx = 256;
-    c.tied_output = false;
-    return c;
-}
-
-Vocab bench_vocab() {
-    Vocab v = make_byte_vocab();
-    for (int64_t i = static_cast<int64_t>(v.tokens.size()); i < kVocab; ++i) {
-        v.tokens.push_back(fmt::format("<extra_{}>", i));
-        v.types.push_back(static_cast<int32_t>(TokenType::kUserDefined));
-    }
-    return v;
 }
 
 // Text of `n` bytes from a word list (byte vocabulary: n tokens).
@@ -212,7 +190,7 @@ int main(int argc, char** argv) {
         TrainResult r;
         {
             torch::autograd::profiler::RecordProfile profile(trace);
-            r = train_rate([] { return Model::random_llama(bench_config(), bench_vocab(), 42, LoadParams{DType::kBF16, 0}); },
+            r = train_rate([] { return Model::random_llama(bench::llama_134m_config(), bench::llama_134m_vocab(), 42, LoadParams{DType::kBF16, 0}); },
                            TrainMode::kLora, data, dir, tokens);
         }
         std::printf("bf16 LoRA (134M): %.3f s/step, %.0f tokens/s; operator trace: %s\n", r.step_s, r.tokens_per_s,
@@ -226,7 +204,7 @@ int main(int argc, char** argv) {
         std::function<std::shared_ptr<Model>(DType)> make;
     };
     std::vector<Subject> subjects{{"random-llama-134M", [](DType d) {
-                                       return Model::random_llama(bench_config(), bench_vocab(), 42, LoadParams{d, 0});
+                                       return Model::random_llama(bench::llama_134m_config(), bench::llama_134m_vocab(), 42, LoadParams{d, 0});
                                    }}};
     std::string stories_path = std::string(MEMSKEW_SOURCE_DIR) + "/../shared/models/stories260K/stories260K.gguf";
     if (const char* s = std::getenv("MEMSKEW_SHARED_DIR")) stories_path = std::string(s) + "/models/stories260K/stories260K.gguf";
