@@ -22,9 +22,12 @@ uint16_t* bf16_ptr(torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data
 
 }  // namespace
 
+bool supported(const torch::Tensor& x, const torch::Tensor& w) {
+    return cpu_float_or_bf16(x) && (!w.defined() || (cpu_float_or_bf16(w) && w.scalar_type() == x.scalar_type()));
+}
+
 bool fused_ok(const torch::Tensor& x, const torch::Tensor& w) {
-    if (!cpu_float_or_bf16(x)) return false;
-    if (w.defined() && (!cpu_float_or_bf16(w) || w.scalar_type() != x.scalar_type())) return false;
+    if (!supported(x, w)) return false;
     if (!at::GradMode::is_enabled()) return true;
     return !x.requires_grad() && !(w.defined() && w.requires_grad());
 }
@@ -289,7 +292,7 @@ torch::Tensor cross_entropy_sum(const torch::Tensor& logits, const torch::Tensor
 }
 
 torch::Tensor silu_mul_autograd(const torch::Tensor& gate, const torch::Tensor& up) {
-    TORCH_CHECK(gate.sizes() == up.sizes() && gate.scalar_type() == up.scalar_type() && cpu_float_or_bf16(gate),
+    TORCH_CHECK(gate.sizes() == up.sizes() && supported(gate, up),
                 "silu_mul_autograd: gate and up must be CPU fp32/bf16 tensors of one shape");
     return SiluMulFn::apply(gate, up);
 }

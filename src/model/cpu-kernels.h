@@ -12,8 +12,11 @@
 
 namespace memskew::kernels {
 
-// True when `x` (and the optional `w`) are CPU fp32/bf16 tensors of one dtype
-// and no gradient flows through them.
+// True when `x` (and the optional `w`) are CPU fp32/bf16 tensors of one
+// dtype: what every kernel here takes (the *_autograd ones in training).
+bool supported(const torch::Tensor& x, const torch::Tensor& w = torch::Tensor());
+
+// supported(), and no gradient flows through them: the inference kernels.
 bool fused_ok(const torch::Tensor& x, const torch::Tensor& w = torch::Tensor());
 
 // Hugging Face LlamaRMSNorm over the last dim: y = w * to_dtype(x * rsqrt(mean(x^2) + eps)),

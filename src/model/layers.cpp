@@ -115,8 +115,7 @@ torch::Tensor NormImpl::forward(const torch::Tensor& x) {
     // As Hugging Face's LlamaRMSNorm: normalize in fp32, cast back, then scale.
     // Inference takes the fused kernel (one pass per row instead of five).
     if (kernels::fused_ok(x, weight)) return kernels::rms_norm(x, weight, eps);
-    if (x.device().is_cpu() && x.scalar_type() == weight.scalar_type() &&
-        (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kBFloat16))
+    if (kernels::supported(x, weight))
         return kernels::rms_norm_autograd(x, weight, eps);  // training: the kernel, with its backward
     // mean(x^2) comes from one reduction (the 2-norm) instead of a squared copy.
     auto xf = x.to(torch::kFloat);
@@ -180,7 +179,7 @@ torch::Tensor Rotary::apply(const torch::Tensor& x, const torch::Tensor& cos, co
         return kernels::rotary(x, cos, sin, rotary_dim_);
     // Training: the same kernel, with the inverse rotation as its backward.
     if (rotary_dim_ > 0 && x.dim() == 4 && x.stride(3) == 1 && !cos.requires_grad() && !sin.requires_grad() &&
-        x.device().is_cpu() && (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kBFloat16))
+        kernels::supported(x))
         return kernels::rotary_autograd(x, cos, sin, rotary_dim_);
     const auto dt = x.scalar_type();
     const int64_t hd = x.size(-1);

@@ -34,8 +34,7 @@ struct MlpImpl : torch::nn::Module {
         auto up = up_proj(x);
         if (act == "silu" && gate.is_contiguous() && kernels::fused_ok(gate) && kernels::fused_ok(up))
             return down_proj(kernels::silu_mul_(gate, up));  // inference: one pass, no temporaries
-        if (act == "silu" && gate.sizes() == up.sizes() && gate.scalar_type() == up.scalar_type() &&
-            gate.device().is_cpu() && (gate.scalar_type() == torch::kFloat || gate.scalar_type() == torch::kBFloat16))
+        if (act == "silu" && gate.sizes() == up.sizes() && kernels::supported(gate, up))
             return down_proj(kernels::silu_mul_autograd(gate, up));  // training: fused, with its backward
         return down_proj(activation(act, gate) * up);
     }
