@@ -20,6 +20,17 @@ bool cpu_float_or_bf16(const torch::Tensor& t) {
 const uint16_t* bf16_ptr(const torch::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); }
 uint16_t* bf16_ptr(torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
 
+// One draw from LibTorch's default generator: the seed of a dropout mask.
+uint64_t draw_mask_seed() {
+    return static_cast<uint64_t>(
+        torch::randint(std::numeric_limits<int64_t>::max(), {1}, torch::TensorOptions().dtype(torch::kLong))
+            .item<int64_t>());
+}
+
+// Elementwise passes over a contiguous tensor split among threads; the mask
+// depends on the flat index only, so the split does not change results.
+constexpr int64_t kElementGrain = 65536;
+
 }  // namespace
 
 bool supported(const torch::Tensor& x, const torch::Tensor& w) {
@@ -126,26 +137,93 @@ torch::Tensor silu_mul_(torch::Tensor gate, const torch::Tensor& up_in) {
     return gate;
 }
 
-void prefix_softmax_(torch::Tensor& scores, const torch::Tensor& n_visible_in, double scale) {
-    TORCH_CHECK(scores.is_contiguous() && scores.dim() == 4, "prefix_softmax_: scores must be contiguous [B, G, T, S]");
-    const int64_t B = scores.size(0), G = scores.size(1), T = scores.size(2), S = scores.size(3);
-    const auto n_visible = n_visible_in.to(torch::kLong).contiguous();
-    TORCH_CHECK(n_visible.numel() == B * T, "prefix_softmax_: n_visible must be [B, T]");
-    const int64_t* nv = n_visible.data_ptr<int64_t>();
-    const bool bf16 = scores.scalar_type() == torch::kBFloat16;
+namespace {
+
+// Row (b, g, t) of [B, G, T, S] sees keys [0, n_visible[b, t]) (at least 1).
+struct PrefixRows {
+    int64_t B, G, T, S;
+    torch::Tensor n_visible;  // int64 [B, T], contiguous
+    PrefixRows(const torch::Tensor& scores, const torch::Tensor& n_visible_in, const char* what)
+        : B(scores.size(0)), G(scores.size(1)), T(scores.size(2)), S(scores.size(3)),
+          n_visible(n_visible_in.to(torch::kLong).contiguous()) {
+        TORCH_CHECK(n_visible.numel() == B * T, what, ": n_visible must be [B, T]");
+    }
+    int64_t visible(int64_t row) const {
+        const int64_t t = row % T, b = row / (G * T);
+        return std::min<int64_t>(S, std::max<int64_t>(1, n_visible.data_ptr<int64_t>()[b * T + t]));
+    }
+    int64_t grain() const { return std::max<int64_t>(1, 8192 / std::max<int64_t>(1, S)); }
+};
+
+// out = prefix softmax of `in` (both contiguous [B, G, T, S], one dtype; may alias).
+void prefix_softmax_into(const torch::Tensor& in, torch::Tensor& out, const PrefixRows& pr, double scale) {
+    const bool bf16 = in.scalar_type() == torch::kBFloat16;
+    const bool in_place = in.data_ptr() == out.data_ptr();
     const float sc = static_cast<float>(scale);
-    at::parallel_for(0, B * G * T, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, S)), [&](int64_t begin, int64_t end) {
+    const int64_t S = pr.S;
+    at::parallel_for(0, pr.B * pr.G * pr.T, pr.grain(), [&](int64_t begin, int64_t end) {
         std::vector<float> buf(S);
         for (int64_t row = begin; row < end; ++row) {
-            const int64_t t = row % T, b = row / (G * T);
-            const int64_t n = std::min<int64_t>(S, std::max<int64_t>(1, nv[b * T + t]));
+            const int64_t n = pr.visible(row);
             if (bf16) {
-                rows::causal_softmax_bf16(bf16_ptr(scores) + row * S, n, S, sc, buf.data());
+                if (in_place) rows::causal_softmax_bf16(bf16_ptr(out) + row * S, n, S, sc, buf.data());
+                else rows::causal_softmax_bf16(bf16_ptr(in) + row * S, bf16_ptr(out) + row * S, n, S, sc, buf.data());
             } else {
-                rows::causal_softmax_f32(scores.data_ptr<float>() + row * S, n, S, sc, buf.data());
+                float* o = out.data_ptr<float>() + row * S;
+                if (in_place) rows::causal_softmax_f32(o, n, S, sc, buf.data());
+                else rows::causal_softmax_f32(in.data_ptr<float>() + row * S, o, n, S, sc, buf.data());
             }
         }
     });
+}
+
+struct PrefixSoftmaxFn : public torch::autograd::Function<PrefixSoftmaxFn> {
+    static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& scores_in,
+                                 const torch::Tensor& n_visible, double scale) {
+        const auto scores = scores_in.contiguous();
+        const PrefixRows pr(scores, n_visible, "prefix_softmax_autograd");
+        auto y = torch::empty_like(scores);
+        prefix_softmax_into(scores, y, pr, scale);
+        ctx->save_for_backward({y});
+        ctx->saved_data["n_visible"] = pr.n_visible;
+        ctx->saved_data["scale"] = scale;
+        return y;
+    }
+    static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                   torch::autograd::variable_list grad) {
+        const auto y = ctx->get_saved_variables()[0];
+        const PrefixRows pr(y, ctx->saved_data["n_visible"].toTensor(), "prefix_softmax_autograd");
+        const float sc = static_cast<float>(ctx->saved_data["scale"].toDouble());
+        const auto g = grad[0].contiguous();
+        auto dx = torch::empty_like(y);
+        const bool bf16 = y.scalar_type() == torch::kBFloat16;
+        const int64_t S = pr.S;
+        at::parallel_for(0, pr.B * pr.G * pr.T, pr.grain(), [&](int64_t begin, int64_t end) {
+            for (int64_t row = begin; row < end; ++row) {
+                const int64_t n = pr.visible(row), o = row * S;
+                if (bf16) {
+                    rows::causal_softmax_backward_bf16(bf16_ptr(y) + o, bf16_ptr(g) + o, bf16_ptr(dx) + o, n, S, sc);
+                } else {
+                    rows::causal_softmax_backward_f32(y.data_ptr<float>() + o, g.data_ptr<float>() + o,
+                                                      dx.data_ptr<float>() + o, n, S, sc);
+                }
+            }
+        });
+        return {dx, torch::Tensor(), torch::Tensor()};
+    }
+};
+
+}  // namespace
+
+void prefix_softmax_(torch::Tensor& scores, const torch::Tensor& n_visible, double scale) {
+    TORCH_CHECK(scores.is_contiguous() && scores.dim() == 4, "prefix_softmax_: scores must be contiguous [B, G, T, S]");
+    const PrefixRows pr(scores, n_visible, "prefix_softmax_");
+    prefix_softmax_into(scores, scores, pr, scale);
+}
+
+torch::Tensor prefix_softmax_autograd(const torch::Tensor& scores, const torch::Tensor& n_visible, double scale) {
+    TORCH_CHECK(scores.dim() == 4, "prefix_softmax_autograd: scores must be [B, G, T, S]");
+    return PrefixSoftmaxFn::apply(scores, n_visible, scale);
 }
 
 namespace {
@@ -284,11 +362,136 @@ struct CrossEntropyFn : public torch::autograd::Function<CrossEntropyFn> {
     }
 };
 
+
+// LoRA linear, forward and backward written out (see lora_linear in the header).
+struct LoraMask {
+    uint64_t seed = 0;
+    float p = 0.0f, scale = 1.0f;  // p == 0, scale == 1: no dropout
+};
+
+// out (fp32, [N, in]) = mask * x, x contiguous fp32/bf16 [N, in].
+torch::Tensor masked_f32(const torch::Tensor& x, const LoraMask& m) {
+    if (x.scalar_type() == torch::kFloat && m.p == 0.0f) return x;
+    auto out = torch::empty(x.sizes(), x.options().dtype(torch::kFloat));
+    float* o = out.data_ptr<float>();
+    const bool bf16 = x.scalar_type() == torch::kBFloat16;
+    at::parallel_for(0, x.numel(), kElementGrain, [&](int64_t b, int64_t e) {
+        if (bf16) rows::dropout_to_f32(bf16_ptr(x) + b, o + b, e - b, m.seed, b, m.p, m.scale);
+        else rows::dropout_to_f32(x.data_ptr<float>() + b, o + b, e - b, m.seed, b, m.p, m.scale);
+    });
+    return out;
+}
+
+// y += mask * d in place, rounded once; y contiguous fp32/bf16, d fp32, same shape.
+void add_masked_(torch::Tensor& y, const torch::Tensor& d, const LoraMask& m) {
+    const float* dp = d.data_ptr<float>();
+    const bool bf16 = y.scalar_type() == torch::kBFloat16;
+    at::parallel_for(0, y.numel(), kElementGrain, [&](int64_t b, int64_t e) {
+        if (bf16) rows::add_dropout_f32(bf16_ptr(y) + b, dp + b, e - b, m.seed, b, m.p, m.scale);
+        else rows::add_dropout_f32(y.data_ptr<float>() + b, dp + b, e - b, m.seed, b, m.p, m.scale);
+    });
+}
+
+struct LoraForward {
+    torch::Tensor y;   // [N, out], x's dtype
+    torch::Tensor xm;  // [N, in] fp32: mask * x
+    torch::Tensor h;   // [N, r] fp32: scaling * xm A^T
+};
+
+LoraForward lora_forward(const torch::Tensor& x2, const torch::Tensor& weight, const torch::Tensor& bias, bool conv1d,
+                         const torch::Tensor& a, const torch::Tensor& b, double scaling, const LoraMask& m) {
+    LoraForward f;
+    const auto w = conv1d ? weight : weight.t();  // [in, out]
+    f.y = bias.defined() ? torch::addmm(bias, x2, w) : torch::mm(x2, w);
+    f.xm = masked_f32(x2, m);
+    f.h = torch::mm(f.xm, a.t());
+    f.h.mul_(scaling);
+    const auto delta = torch::mm(f.h, b.t());  // [N, out] fp32
+    add_masked_(f.y, delta, LoraMask{});
+    return f;
+}
+
+struct LoraLinearFn : public torch::autograd::Function<LoraLinearFn> {
+    // bias comes after the factors as an optional, so the edges of x,
+    // weight, A and B keep their indices (0-3) with or without it.
+    static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x2,
+                                 const torch::Tensor& weight, const torch::Tensor& a, const torch::Tensor& b,
+                                 const c10::optional<torch::Tensor>& bias, bool conv1d, double scaling,
+                                 double dropout) {
+        LoraMask m;
+        if (dropout > 0.0) m = {draw_mask_seed(), static_cast<float>(dropout), static_cast<float>(1.0 / (1.0 - dropout))};
+        torch::NoGradGuard no_grad;
+        auto f = lora_forward(x2, weight, bias.value_or(torch::Tensor()), conv1d, a, b, scaling, m);
+        ctx->save_for_backward({f.xm, f.h, weight, a, b});
+        ctx->saved_data["conv1d"] = conv1d;
+        ctx->saved_data["scaling"] = scaling;
+        ctx->saved_data["seed"] = static_cast<int64_t>(m.seed);
+        ctx->saved_data["p"] = static_cast<double>(m.p);
+        ctx->saved_data["mask_scale"] = static_cast<double>(m.scale);
+        return f.y;
+    }
+    static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                   torch::autograd::variable_list grad) {
+        const auto saved = ctx->get_saved_variables();
+        const auto& xm = saved[0];
+        const auto& h = saved[1];
+        const auto& weight = saved[2];
+        const auto& a = saved[3];
+        const auto& b = saved[4];
+        const bool conv1d = ctx->saved_data["conv1d"].toBool();
+        const double scaling = ctx->saved_data["scaling"].toDouble();
+        const LoraMask m{static_cast<uint64_t>(ctx->saved_data["seed"].toInt()),
+                         static_cast<float>(ctx->saved_data["p"].toDouble()),
+                         static_cast<float>(ctx->saved_data["mask_scale"].toDouble())};
+        torch::NoGradGuard no_grad;
+        const auto g = grad[0].contiguous();  // [N, out], x's dtype
+        const auto gf = g.to(torch::kFloat);
+        torch::Tensor grad_a, grad_b, grad_x;
+        if (ctx->needs_input_grad(3)) grad_b = torch::mm(gf.t(), h);  // [out, r]
+        auto gh = torch::mm(gf, b);                                     // [N, r]
+        gh.mul_(scaling);
+        if (ctx->needs_input_grad(2)) grad_a = torch::mm(gh.t(), xm);  // [r, in]
+        if (ctx->needs_input_grad(0)) {
+            grad_x = torch::mm(g, conv1d ? weight.t() : weight);  // [N, in]
+            add_masked_(grad_x, torch::mm(gh, a), m);
+        }
+        return {grad_x, torch::Tensor(), grad_a, grad_b, torch::Tensor(), torch::Tensor(), torch::Tensor(),
+                torch::Tensor()};
+    }
+};
 }  // namespace
 
 torch::Tensor cross_entropy_sum(const torch::Tensor& logits, const torch::Tensor& targets) {
     TORCH_CHECK(logits.dim() == 2 && cpu_float_or_bf16(logits), "cross_entropy_sum: logits must be CPU fp32/bf16 [N, V]");
     return CrossEntropyFn::apply(logits, targets);
+}
+
+bool lora_linear_ok(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                    const torch::Tensor& a, const torch::Tensor& b) {
+    const auto f32_cpu = [](const torch::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == torch::kFloat; };
+    if (!supported(x, weight) || (bias.defined() && !supported(x, bias)) || !f32_cpu(a) || !f32_cpu(b)) return false;
+    return !(at::GradMode::is_enabled() && (weight.requires_grad() || (bias.defined() && bias.requires_grad())));
+}
+
+torch::Tensor lora_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                          bool conv1d_layout, const torch::Tensor& a, const torch::Tensor& b, double scaling,
+                          double dropout) {
+    TORCH_CHECK(dropout >= 0.0 && dropout < 1.0, "dropout probability must be in [0, 1), got ", dropout);
+    const int64_t in = x.size(-1), out = b.size(0);
+    auto out_shape = x.sizes().vec();
+    out_shape.back() = out;
+    const auto x2 = x.reshape({-1, in}).contiguous();
+    const bool grad = at::GradMode::is_enabled() && (x.requires_grad() || a.requires_grad() || b.requires_grad());
+    if (!grad) {
+        // No graph to record: the same forward without the autograd node
+        // (and without keeping the fp32 activations alive).
+        LoraMask m;
+        if (dropout > 0.0) m = {draw_mask_seed(), static_cast<float>(dropout), static_cast<float>(1.0 / (1.0 - dropout))};
+        torch::NoGradGuard no_grad;
+        return lora_forward(x2, weight, bias, conv1d_layout, a, b, scaling, m).y.view(out_shape);
+    }
+    const c10::optional<torch::Tensor> bias_opt = bias.defined() ? c10::optional<torch::Tensor>(bias) : c10::nullopt;
+    return LoraLinearFn::apply(x2, weight, a, b, bias_opt, conv1d_layout, scaling, dropout).view(out_shape);
 }
 
 torch::Tensor silu_mul_autograd(const torch::Tensor& gate, const torch::Tensor& up) {
@@ -309,13 +512,10 @@ torch::Tensor rotary_autograd(const torch::Tensor& x, const torch::Tensor& cos, 
 torch::Tensor dropout_mask(const torch::Tensor& x, double p) {
     TORCH_CHECK(p >= 0.0 && p < 1.0, "dropout probability must be in [0, 1), got ", p);
     auto mask = torch::empty(x.sizes(), torch::TensorOptions().dtype(torch::kFloat));
-    // One draw from the default generator per mask.
-    const auto seed = static_cast<uint64_t>(
-        torch::randint(std::numeric_limits<int64_t>::max(), {1}, torch::TensorOptions().dtype(torch::kLong))
-            .item<int64_t>());
+    const uint64_t seed = draw_mask_seed();
     float* out = mask.data_ptr<float>();
     const float scale = static_cast<float>(1.0 / (1.0 - p));
-    at::parallel_for(0, mask.numel(), 65536, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, mask.numel(), kElementGrain, [&](int64_t begin, int64_t end) {
         rows::dropout_mask_f32(out + begin, end - begin, seed, begin, static_cast<float>(p), scale);
     });
     return mask;

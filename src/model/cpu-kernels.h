@@ -64,6 +64,29 @@ torch::Tensor silu_mul_autograd(const torch::Tensor& gate, const torch::Tensor& 
 // n = n_visible[b, t] (int64 [B, T]), and 0 beyond n.
 void prefix_softmax_(torch::Tensor& scores, const torch::Tensor& n_visible, double scale);
 
+// prefix_softmax_() out of place, with autograd (backward: one fused pass per
+// row, scale * y * (g - sum(g y)) over the visible prefix). For training.
+torch::Tensor prefix_softmax_autograd(const torch::Tensor& scores, const torch::Tensor& n_visible, double scale);
+
+// A linear layer with a LoRA adapter, as PEFT's lora.Linear with fp32
+// factors (autocast_adapter_dtype): y = round(base(x) + scaling *
+// dropout(x) A^T B^T), base(x) = x W^T + bias (x W + bias in GPT-2's Conv1D
+// layout) in x's dtype, the adapter path in fp32 with one rounding of the sum.
+// A [r, in], B [out, r] fp32; dropout (0 outside training) uses
+// dropout_mask's hash, so with one generator state it drops the same
+// elements as `x * dropout_mask(x, p)`. Forward and backward each pass over
+// the activations once for the cast-with-mask and once for the masked add
+// (the plain LibTorch expression needs about seven passes each way). The
+// base weight and bias get no gradient: see lora_linear_ok.
+torch::Tensor lora_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                          bool conv1d_layout, const torch::Tensor& a, const torch::Tensor& b, double scaling,
+                          double dropout);
+
+// What lora_linear takes: CPU x/weight/bias fp32 or bf16 of one dtype, fp32
+// factors, and no gradient wanted for the base weight or bias.
+bool lora_linear_ok(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                    const torch::Tensor& a, const torch::Tensor& b);
+
 // A dropout mask shaped like x (fp32, contiguous): 1/(1-p) with probability
 // 1-p, else 0, from a counter-based hash seeded by LibTorch's default
 // generator (so torch::manual_seed makes it reproducible). Multiplying by it
@@ -71,7 +94,7 @@ void prefix_softmax_(torch::Tensor& scores, const torch::Tensor& n_visible, doub
 // bernoulli_ on a CPU build without MKL.
 torch::Tensor dropout_mask(const torch::Tensor& x, double p);
 
-// Inference attention processes queries in chunks whose score matrices hold
+// Attention (with the fused softmax) processes queries in chunks whose score matrices hold
 // at most about this many entries (default 2^24; tests lower it to exercise
 // the chunking). Not thread-safe to change while models run.
 int64_t& attention_score_budget();

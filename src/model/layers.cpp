@@ -36,6 +36,10 @@ LoraWeightImpl::LoraWeightImpl(int64_t rows, int64_t cols) {
 }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+    if (!lora_A.is_empty() && kernels::lora_linear_ok(x, weight, bias, lora_A->weight, lora_B->weight)) {
+        return kernels::lora_linear(x, weight, bias, conv1d_layout, lora_A->weight, lora_B->weight, lora_scaling,
+                                    is_training() ? lora_dropout : 0.0);
+    }
     torch::Tensor y;
     if (conv1d_layout) {
         y = torch::matmul(x, weight);
@@ -231,14 +235,14 @@ torch::Tensor attend(const torch::Tensor& q, torch::Tensor k, torch::Tensor v, c
         k = cache->k[layer].narrow(2, 0, mask.n_slots);  // [B, Hkv, S, hd]
         v = cache->v[layer].narrow(2, 0, mask.n_slots);
     }
-    if (mask.n_visible.defined() && kernels::fused_ok(q) && kernels::fused_ok(k) && kernels::fused_ok(v)) {
-        // Inference: q k^T, then one fused pass per row scales, masks (the
-        // visible keys are a prefix) and normalises in fp32, as Hugging Face's
-        // eager attention (matmul, / sqrt(hd), + mask, softmax in fp32).
-        // Queries go in chunks that bound the scores to about 16M entries (at least
-        // one query row per chunk), and
-        // each chunk multiplies only the keys its queries can see (causal: the
-        // first chunks skip most of them).
+    if (mask.n_visible.defined() && kernels::supported(q, k) && kernels::supported(q, v)) {
+        // q k^T, then one fused pass per row scales, masks (the visible keys
+        // are a prefix) and normalises in fp32, as Hugging Face's eager
+        // attention (matmul, / sqrt(hd), + mask, softmax in fp32); in training
+        // its backward is one fused pass per row as well.
+        // Queries go in chunks that bound the scores to about 16M entries (at
+        // least one query row per chunk), and each chunk multiplies only the
+        // keys its queries can see (causal: the first chunks skip most of them).
         const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
         const int64_t S = k.size(2);
         const int64_t chunk = std::max<int64_t>(1, kernels::attention_score_budget() / std::max<int64_t>(1, B * H * S));
@@ -247,7 +251,8 @@ torch::Tensor attend(const torch::Tensor& q, torch::Tensor k, torch::Tensor v, c
             const auto nv = n_visible.narrow(1, t0, n);
             const int64_t s_max = std::min<int64_t>(S, std::max<int64_t>(1, nv.max().item<int64_t>()));
             auto scores = torch::matmul(qc, k.narrow(2, 0, s_max).transpose(-1, -2));  // [B, Hkv, R*n, s_max]
-            kernels::prefix_softmax_(scores, nv.repeat({1, R}), scale);
+            if (kernels::fused_ok(scores)) kernels::prefix_softmax_(scores, nv.repeat({1, R}), scale);
+            else scores = kernels::prefix_softmax_autograd(scores, nv.repeat({1, R}), scale);
             return torch::matmul(scores, v.narrow(2, 0, s_max));  // [B, Hkv, R*n, hd]
         };
         if (T <= chunk) {
@@ -263,7 +268,8 @@ torch::Tensor attend(const torch::Tensor& q, torch::Tensor k, torch::Tensor v, c
         }
         return out.view({B, T, H * hd});
     }
-    // The scale goes on q (smaller than the scores; exact for power-of-two head
+    // Other dtypes/devices, or keys not in position order (no visible prefix):
+    // the scale goes on q (smaller than the scores; exact for power-of-two head
     // dims), the mask is added in place, and softmax accumulates in fp32 inside
     // the kernel even for bf16 scores: three passes over [.., T, S] instead of five.
     auto qg = (q * (1.0 / std::sqrt(static_cast<double>(hd)))).reshape({B, Hkv, R, T, hd});

@@ -139,12 +139,12 @@ inline __attribute__((always_inline)) void silu_mul_impl(T* gate, const T* up, i
 }
 
 template <class T>
-inline __attribute__((always_inline)) void softmax_impl(T* row, int64_t n_visible, int64_t n, float scale,
-                                                         float* buf) {
+inline __attribute__((always_inline)) void softmax_impl(const T* in, T* out, int64_t n_visible, int64_t n,
+                                                         float scale, float* buf) {
     float m = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : m)
     for (int64_t i = 0; i < n_visible; ++i) {
-        const float v = load(row, i) * scale;
+        const float v = load(in, i) * scale;
         buf[i] = v;
         m = v > m ? v : m;
     }
@@ -157,8 +157,21 @@ inline __attribute__((always_inline)) void softmax_impl(T* row, int64_t n_visibl
     }
     const float inv = 1.0f / sum;
 #pragma omp simd
-    for (int64_t i = 0; i < n_visible; ++i) store(row, i, buf[i] * inv);
-    for (int64_t i = n_visible; i < n; ++i) store(row, i, 0.0f);
+    for (int64_t i = 0; i < n_visible; ++i) store(out, i, buf[i] * inv);
+    for (int64_t i = n_visible; i < n; ++i) store(out, i, 0.0f);
+}
+
+// d(scale * s) of y = softmax: scale * y * (g - sum(g y)) over the visible
+// prefix, 0 beyond it.
+template <class T>
+inline __attribute__((always_inline)) void softmax_backward_impl(const T* y, const T* g, T* out, int64_t n_visible,
+                                                                  int64_t n, float scale) {
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t i = 0; i < n_visible; ++i) dot += load(g, i) * load(y, i);
+#pragma omp simd
+    for (int64_t i = 0; i < n_visible; ++i) store(out, i, scale * load(y, i) * (load(g, i) - dot));
+    for (int64_t i = n_visible; i < n; ++i) store(out, i, 0.0f);
 }
 
 }  // namespace
@@ -188,10 +201,26 @@ MEMSKEW_CLONES void silu_mul_backward_bf16(const uint16_t* g, const uint16_t* u,
 }
 
 MEMSKEW_CLONES void causal_softmax_f32(float* row, int64_t n_visible, int64_t n, float scale, float* buf) {
-    softmax_impl(row, n_visible, n, scale, buf);
+    softmax_impl(row, row, n_visible, n, scale, buf);
 }
 MEMSKEW_CLONES void causal_softmax_bf16(uint16_t* row, int64_t n_visible, int64_t n, float scale, float* buf) {
-    softmax_impl(row, n_visible, n, scale, buf);
+    softmax_impl(row, row, n_visible, n, scale, buf);
+}
+MEMSKEW_CLONES void causal_softmax_f32(const float* in, float* out, int64_t n_visible, int64_t n, float scale,
+                                       float* buf) {
+    softmax_impl(in, out, n_visible, n, scale, buf);
+}
+MEMSKEW_CLONES void causal_softmax_bf16(const uint16_t* in, uint16_t* out, int64_t n_visible, int64_t n, float scale,
+                                        float* buf) {
+    softmax_impl(in, out, n_visible, n, scale, buf);
+}
+MEMSKEW_CLONES void causal_softmax_backward_f32(const float* y, const float* g, float* out, int64_t n_visible,
+                                                int64_t n, float scale) {
+    softmax_backward_impl(y, g, out, n_visible, n, scale);
+}
+MEMSKEW_CLONES void causal_softmax_backward_bf16(const uint16_t* y, const uint16_t* g, uint16_t* out,
+                                                 int64_t n_visible, int64_t n, float scale) {
+    softmax_backward_impl(y, g, out, n_visible, n, scale);
 }
 
 namespace {
@@ -203,18 +232,71 @@ inline uint32_t mix32(uint32_t h) {  // murmur3's fmix32
     h ^= h >> 16;
     return h;
 }
+
+// The mask's two key words and threshold from (seed, p).
+struct MaskKey {
+    uint32_t k0, k1, threshold;
+    MaskKey(uint64_t seed, float p)
+        : k0(mix32(static_cast<uint32_t>(seed) ^ UINT32_C(0x9E3779B9))),
+          k1(mix32(static_cast<uint32_t>(seed >> 32) + UINT32_C(0x7F4A7C15))),
+          threshold(static_cast<uint32_t>(static_cast<double>(p) * 16777216.0)) {}  // p * 2^24
+    // scale when element `idx` is kept, else 0.
+    inline __attribute__((always_inline)) float at(int64_t index, float scale) const {
+        const uint64_t idx = static_cast<uint64_t>(index);
+        const uint32_t h = mix32(mix32(static_cast<uint32_t>(idx) ^ k0) + (static_cast<uint32_t>(idx >> 32) ^ k1));
+        return (h >> 8) >= threshold ? scale : 0.0f;
+    }
+};
 }  // namespace
 
 MEMSKEW_CLONES void dropout_mask_f32(float* out, int64_t n, uint64_t seed, int64_t offset, float p, float scale) {
-    const uint32_t k0 = mix32(static_cast<uint32_t>(seed) ^ UINT32_C(0x9E3779B9));
-    const uint32_t k1 = mix32(static_cast<uint32_t>(seed >> 32) + UINT32_C(0x7F4A7C15));
-    const uint32_t threshold = static_cast<uint32_t>(static_cast<double>(p) * 16777216.0);  // p * 2^24
+    const MaskKey key(seed, p);
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) {
-        const uint64_t idx = static_cast<uint64_t>(offset + i);
-        const uint32_t h = mix32(mix32(static_cast<uint32_t>(idx) ^ k0) + (static_cast<uint32_t>(idx >> 32) ^ k1));
-        out[i] = (h >> 8) >= threshold ? scale : 0.0f;
+    for (int64_t i = 0; i < n; ++i) out[i] = key.at(offset + i, scale);
+}
+
+template <class T>
+inline __attribute__((always_inline)) void dropout_to_f32_impl(const T* x, float* out, int64_t n, uint64_t seed,
+                                                               int64_t offset, float p, float scale) {
+    if (p == 0.0f && scale == 1.0f) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) out[i] = load(x, i);
+        return;
     }
+    const MaskKey key(seed, p);
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) out[i] = key.at(offset + i, scale) * load(x, i);
+}
+
+MEMSKEW_CLONES void dropout_to_f32(const float* x, float* out, int64_t n, uint64_t seed, int64_t offset, float p,
+                                   float scale) {
+    dropout_to_f32_impl(x, out, n, seed, offset, p, scale);
+}
+MEMSKEW_CLONES void dropout_to_f32(const uint16_t* x, float* out, int64_t n, uint64_t seed, int64_t offset, float p,
+                                   float scale) {
+    dropout_to_f32_impl(x, out, n, seed, offset, p, scale);
+}
+
+template <class T>
+inline __attribute__((always_inline)) void add_dropout_impl(T* y, const float* d, int64_t n, uint64_t seed,
+                                                            int64_t offset, float p, float scale) {
+    if (p == 0.0f && scale == 1.0f) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) store(y, i, load(y, i) + d[i]);
+        return;
+    }
+    const MaskKey key(seed, p);
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) store(y, i, load(y, i) + key.at(offset + i, scale) * d[i]);
+}
+
+MEMSKEW_CLONES void add_dropout_f32(float* y, const float* d, int64_t n, uint64_t seed, int64_t offset, float p,
+                                    float scale) {
+    add_dropout_impl(y, d, n, seed, offset, p, scale);
+}
+MEMSKEW_CLONES void add_dropout_f32(uint16_t* y, const float* d, int64_t n, uint64_t seed, int64_t offset, float p,
+                                    float scale) {
+    add_dropout_impl(y, d, n, seed, offset, p, scale);
 }
 
 template <class T>

@@ -47,6 +47,15 @@ void silu_mul_backward_bf16(const uint16_t* g, const uint16_t* u, const uint16_t
 // scratch. n_visible >= 1.
 void causal_softmax_f32(float* row, int64_t n_visible, int64_t n, float scale, float* buf);
 void causal_softmax_bf16(uint16_t* row, int64_t n_visible, int64_t n, float scale, float* buf);
+// The same from `in` to `out` (separate rows).
+void causal_softmax_f32(const float* in, float* out, int64_t n_visible, int64_t n, float scale, float* buf);
+void causal_softmax_bf16(const uint16_t* in, uint16_t* out, int64_t n_visible, int64_t n, float scale, float* buf);
+// Its gradient: given y (the softmax row) and g (the gradient of y), out =
+// scale * y * (g - sum(g y)) over [0, n_visible), 0 beyond (fp32 arithmetic).
+void causal_softmax_backward_f32(const float* y, const float* g, float* out, int64_t n_visible, int64_t n,
+                                 float scale);
+void causal_softmax_backward_bf16(const uint16_t* y, const uint16_t* g, uint16_t* out, int64_t n_visible, int64_t n,
+                                  float scale);
 
 // y[i] = e^x[i] (relative error below 2 ulp; e^x = 0 for x < -87.3).
 void exp_of(const float* x, float* y, int64_t n);
@@ -56,6 +65,17 @@ void exp_of(const float* x, float* y, int64_t n);
 // element depends only on the seed and its index (any split into calls gives
 // the same mask). A murmur3-style mix of 32-bit words, vectorisable.
 void dropout_mask_f32(float* out, int64_t n, uint64_t seed, int64_t offset, float p, float scale);
+
+// The same mask applied in passing, for LoRA's fp32 adapter path:
+// out[i] = mask(seed, offset + i) * x[i] as fp32 (x fp32 or bf16). With
+// p == 0 and scale == 1 it is a plain cast.
+void dropout_to_f32(const float* x, float* out, int64_t n, uint64_t seed, int64_t offset, float p, float scale);
+void dropout_to_f32(const uint16_t* x, float* out, int64_t n, uint64_t seed, int64_t offset, float p, float scale);
+
+// y[i] = round(y[i] + mask(seed, offset + i) * d[i]) in place, the sum in
+// fp32 and rounded once to y's dtype. p == 0, scale == 1: y += d.
+void add_dropout_f32(float* y, const float* d, int64_t n, uint64_t seed, int64_t offset, float p, float scale);
+void add_dropout_f32(uint16_t* y, const float* d, int64_t n, uint64_t seed, int64_t offset, float p, float scale);
 
 // out[i] = scale * e^(z[i] - lse) for one row: the gradient of a row's
 // cross-entropy (before subtracting scale at the target), in fp32, stored in

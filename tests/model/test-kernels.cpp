@@ -2,10 +2,12 @@
 // SiLU-gate, prefix-masked softmax; the engine's per-row statistics) against
 // the plain LibTorch expressions the layers fall back to when gradients flow.
 // Both paths run on the same module: with GradMode on and parameters that
-// require grad, the layers take the training path (LibTorch ops for attention,
-// the SiLU gate and the residual stream; RMSNorm and rotary as kernels with
-// their own backward, checked against autograd below); in InferenceMode every
-// layer takes the fused one. Architectures: Llama with grouped-query attention
+// require grad, the layers take the training path (LibTorch ops for the
+// residual stream; RMSNorm, rotary, the SiLU gate, attention's softmax and
+// LoRA as kernels with their own backward, checked against autograd of the
+// written-out formulas below); in InferenceMode every layer takes the fused
+// one. Attention's LibTorch fallback (keys not in position order) is checked
+// against the fused attention, values and gradients, below. Architectures: Llama with grouped-query attention
 // (3 query heads per KV head), GPT-NeoX with partial rotary (rotary_pct 0.25)
 // and GPT-2 (no rotary, LayerNorm), fp32 and bf16, with and without a KV cache.
 //
@@ -27,6 +29,7 @@
 #include "memskew/engine.h"
 #include "memskew/tokenizer.h"
 #include "model/cpu-kernels.h"
+#include "model/layers.h"
 #include "model/model-impl.h"
 
 namespace memskew {
@@ -240,6 +243,149 @@ TEST(FusedKernels, SiluMulGradientMatchesAutogradOfTheFormula) {
         const double tol = dt == torch::kFloat ? 1e-5 : 2e-2;
         EXPECT_LE(rel(g1.grad(), g2.grad()), tol);
         EXPECT_LE(rel(u1.grad(), u2.grad()), tol);
+    }
+}
+
+// The prefix softmax's autograd against autograd of the formula it stands
+// for: softmax(scale * s + additive mask) in fp32, keys [0, max(1, n)) visible.
+TEST(FusedKernels, PrefixSoftmaxGradientMatchesAutogradOfTheFormula) {
+    torch::manual_seed(12);
+    const int64_t B = 2, G = 3, T = 5, S = 7;
+    const auto n_visible = torch::tensor({0, 1, 3, 7, 9, 2, 5, 6, 7, 4}, torch::kLong).view({B, T});
+    auto visible = torch::zeros({B, 1, T, S}, torch::kBool);
+    for (int64_t b = 0; b < B; ++b)
+        for (int64_t t = 0; t < T; ++t)
+            visible[b][0][t].narrow(0, 0, std::min<int64_t>(S, std::max<int64_t>(1, n_visible[b][t].item<int64_t>())))
+                .fill_(true);
+    const auto additive = torch::zeros({B, 1, T, S}).masked_fill(visible.logical_not(), -INFINITY);
+    const double scale = 0.35;
+    for (auto dt : {torch::kFloat, torch::kBFloat16}) {
+        const auto base = (torch::randn({B, G, T, S}) * 3).to(dt);
+        const auto weight = torch::randn({B, G, T, S});
+        auto s1 = base.clone().requires_grad_(true);
+        const auto y1 = kernels::prefix_softmax_autograd(s1, n_visible, scale);
+        (y1.to(torch::kFloat) * weight).sum().backward();
+        auto s2 = base.clone().requires_grad_(true);
+        const auto y2 = torch::softmax(s2.to(torch::kFloat) * scale + additive, -1);
+        (y2 * weight).sum().backward();
+        auto maxdiff = [](const torch::Tensor& u, const torch::Tensor& v) {
+            return (u.to(torch::kFloat) - v.to(torch::kFloat)).abs().max().item<double>();
+        };
+        // Probabilities are <= 1: fp32 differs by exp's last ulps, bf16 by one
+        // rounding of y (2^-9) and of the gradient (its scale is about 1).
+        EXPECT_LE(maxdiff(y1, y2), dt == torch::kFloat ? 1e-6 : 4e-3);
+        EXPECT_LE(maxdiff(s1.grad(), s2.grad()), dt == torch::kFloat ? 1e-5 : 2e-2);
+        EXPECT_EQ(s1.grad().scalar_type(), dt);
+        // Hidden keys get exactly zero probability and gradient.
+        EXPECT_EQ(y1.masked_select(visible.logical_not().expand_as(y1)).abs().max().item<double>(), 0.0);
+        EXPECT_EQ(s1.grad().masked_select(visible.logical_not().expand_as(y1)).abs().max().item<double>(), 0.0);
+    }
+}
+
+// attend() with gradients: the fused path (prefix softmax, in one chunk and
+// in several) against the LibTorch fallback it takes when the mask has no
+// visible prefix, values and the gradients of q, k and v; grouped-query.
+TEST(FusedKernels, AttentionGradientsMatchTheLibTorchPath) {
+    torch::manual_seed(13);
+    const int64_t B = 2, H = 6, Hkv = 2, T = 9, hd = 8;
+    const auto pos = torch::arange(T, torch::kLong).unsqueeze(0).expand({B, T}).contiguous();
+    const AttentionMask mask = make_attention_mask(pos, nullptr);
+    ASSERT_TRUE(mask.n_visible.defined());
+    const AttentionMask fallback{mask.mask, mask.n_slots, torch::Tensor()};
+    for (auto dt : {torch::kFloat, torch::kBFloat16}) {
+        const auto q0 = torch::randn({B, H, T, hd}).to(dt), k0 = torch::randn({B, Hkv, T, hd}).to(dt),
+                   v0 = torch::randn({B, Hkv, T, hd}).to(dt);
+        const auto weight = torch::randn({B, T, H * hd});
+        auto run = [&](const AttentionMask& m) {
+            auto q = q0.clone().requires_grad_(true), k = k0.clone().requires_grad_(true),
+                 v = v0.clone().requires_grad_(true);
+            const auto out = attend(q, k, v, m, pos, nullptr, 0);
+            (out.to(torch::kFloat) * weight).sum().backward();
+            return std::vector<torch::Tensor>{out, q.grad(), k.grad(), v.grad()};
+        };
+        const auto ref = run(fallback);
+        auto& budget = kernels::attention_score_budget();
+        const int64_t saved = budget;
+        for (int64_t queries : {T, int64_t{4}, int64_t{1}}) {
+            budget = B * H * T * queries;
+            const auto got = run(mask);
+            budget = saved;
+            const char* names[] = {"out", "dq", "dk", "dv"};
+            for (size_t i = 0; i < got.size(); ++i) {
+                const double scale = ref[i].to(torch::kFloat).abs().max().item<double>();
+                const double diff = (got[i].to(torch::kFloat) - ref[i].to(torch::kFloat)).abs().max().item<double>();
+                // fp32: summation order; bf16: a few roundings (2^-8 each) that
+                // the paths place differently (scale on q vs on the scores).
+                EXPECT_LE(diff, (dt == torch::kFloat ? 1e-5 : 3e-2) * scale) << names[i] << " queries " << queries;
+            }
+        }
+    }
+}
+
+// lora_linear (forward and backward written out) against autograd of PEFT's
+// formula written with LibTorch ops: base(x) + linear(linear(dropout(x.float()), A) * s, B),
+// cast back. Both draw the dropout seed from the generator at the same point,
+// so with one manual_seed they drop the same elements. Covers both weight
+// layouts, bias or none, dropout or none, fp32 and bf16, and the no-grad path.
+TEST(FusedKernels, LoraLinearMatchesAutogradOfTheFormula) {
+    namespace F = torch::nn::functional;
+    for (auto dt : {torch::kFloat, torch::kBFloat16}) {
+        for (bool conv1d : {false, true}) {
+            for (double p : {0.0, 0.3}) {
+                const bool with_bias = conv1d || p == 0.0;
+                torch::manual_seed(21);
+                const int64_t in = 24, out = 16, r = 4;
+                const auto xb = torch::randn({2, 5, in}).to(dt);
+                const auto w = (conv1d ? torch::randn({in, out}) : torch::randn({out, in})).mul(0.2).to(dt);
+                const auto bias = with_bias ? torch::randn({out}).to(dt) : torch::Tensor();
+                const auto a0 = torch::randn({r, in}) * 0.3, b0 = torch::randn({out, r}) * 0.3;
+                const auto weight = torch::randn({2, 5, out});
+                const double s = 16.0 / r;
+                const std::string what = std::string(dt == torch::kFloat ? "f32" : "bf16") +
+                                         (conv1d ? " conv1d" : " linear") + " p=" + std::to_string(p);
+
+                auto x1 = xb.clone().requires_grad_(true);
+                auto a1 = a0.clone().requires_grad_(true), b1 = b0.clone().requires_grad_(true);
+                torch::manual_seed(77);
+                const auto y1 = kernels::lora_linear(x1, w, bias, conv1d, a1, b1, s, p);
+                (y1.to(torch::kFloat) * weight).sum().backward();
+
+                auto x2 = xb.clone().requires_grad_(true);
+                auto a2 = a0.clone().requires_grad_(true), b2 = b0.clone().requires_grad_(true);
+                torch::manual_seed(77);
+                const auto base = conv1d ? (torch::matmul(x2, w) + bias) : F::linear(x2, w, bias);
+                auto xa = x2.to(torch::kFloat);
+                if (p > 0.0) xa = xa * kernels::dropout_mask(xa, p);
+                const auto y2 = (base + F::linear(F::linear(xa, a2) * s, b2)).to(dt);
+                (y2.to(torch::kFloat) * weight).sum().backward();
+
+                auto rel = [](const torch::Tensor& u, const torch::Tensor& v) {
+                    return ((u.to(torch::kFloat) - v.to(torch::kFloat)).abs().max() / v.to(torch::kFloat).abs().max())
+                        .item<double>();
+                };
+                // fp32: summation order only. bf16: the formula rounds the
+                // base and adapter gradients of x separately before adding
+                // them, lora_linear once (a bf16 step is 2^-8 relative).
+                const double tol = dt == torch::kFloat ? 1e-5 : 1e-2;
+                EXPECT_EQ(y1.scalar_type(), dt) << what;
+                EXPECT_EQ(y1.sizes(), y2.sizes()) << what;
+                EXPECT_LE(rel(y1, y2), tol) << what;
+                EXPECT_LE(rel(x1.grad(), x2.grad()), tol) << what;
+                EXPECT_LE(rel(a1.grad(), a2.grad()), dt == torch::kFloat ? 1e-5 : 2e-2) << what;
+                EXPECT_LE(rel(b1.grad(), b2.grad()), dt == torch::kFloat ? 1e-5 : 2e-2) << what;
+                EXPECT_FALSE(w.grad().defined());
+
+                // Without gradients: the same values, no graph.
+                torch::manual_seed(77);
+                torch::Tensor y3;
+                {
+                    torch::NoGradGuard no_grad;
+                    y3 = kernels::lora_linear(xb, w, bias, conv1d, a0, b0, s, p);
+                }
+                EXPECT_FALSE(y3.requires_grad());
+                EXPECT_TRUE(torch::equal(y3, y1.detach())) << what;
+            }
+        }
     }
 }
 
