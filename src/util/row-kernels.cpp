@@ -8,7 +8,7 @@
 
 // One copy per instruction set, chosen at load time (GCC function multiversioning).
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define MEMSKEW_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define MEMSKEW_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define MEMSKEW_CLONES
 #endif
