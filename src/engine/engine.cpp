@@ -7,6 +7,11 @@
 #include <fmt/format.h>
 
 #include <ATen/Parallel.h>
+#ifndef _OPENMP
+// LibTorch's at::parallel_for (an inline template) runs serially unless the
+// calling file is compiled with OpenMP; CMakeLists.txt links OpenMP for this.
+#error "build with OpenMP (-fopenmp): at::parallel_for would run on one thread"
+#endif
 
 #include <algorithm>
 #include <cmath>

@@ -1,6 +1,11 @@
 #include "model/cpu-kernels.h"
 
 #include <ATen/Parallel.h>
+#ifndef _OPENMP
+// LibTorch's at::parallel_for (an inline template) runs serially unless the
+// calling file is compiled with OpenMP; CMakeLists.txt links OpenMP for this.
+#error "build with OpenMP (-fopenmp): at::parallel_for would run on one thread"
+#endif
 
 #include <cmath>
 #include <limits>

@@ -1,11 +1,12 @@
-// Fused CPU kernels for the inference path (no autograd): each replaces a
-// chain of LibTorch operations that would pass over the activations several
-// times with one pass per row, parallel over rows. The layers use them only
-// when no gradient is needed (see fused_ok) and fall back to the plain LibTorch
-// expressions otherwise, so training keeps autograd. Both paths compute the
-// same formula in the same precision (fp32 accumulation, one rounding to the
-// compute dtype); they differ only by summation order (tests/model/test-kernels
-// bounds the difference).
+// Fused CPU kernels: each replaces a chain of LibTorch operations that would
+// pass over the activations several times with one pass per row (or element
+// block), parallel over rows. Without gradients the layers call the plain
+// kernels (see fused_ok); in training they call the *_autograd versions (and
+// lora_linear), whose backward passes are fused the same way. Other devices
+// and dtypes fall back to the plain LibTorch expressions. Both paths compute
+// the same formula in the same precision (fp32 accumulation, one rounding to
+// the compute dtype); they differ only by summation order and where a bf16
+// rounding happens (tests/model/test-kernels bounds the difference).
 #pragma once
 
 #include <torch/torch.h>
