@@ -32,9 +32,13 @@ uint64_t draw_mask_seed() {
             .item<int64_t>());
 }
 
-// Elementwise passes over a contiguous tensor split among threads; the mask
-// depends on the flat index only, so the split does not change results.
+// Work below about this many elements runs on the calling thread: waking the
+// other threads costs more than it saves (decode steps: a few rows each). The
+// split never changes results (rows are independent; the dropout mask depends
+// on the flat index only).
 constexpr int64_t kElementGrain = 65536;
+// The same threshold in rows of `row_elems` elements.
+int64_t row_grain(int64_t row_elems) { return std::max<int64_t>(1, kElementGrain / std::max<int64_t>(1, row_elems)); }
 
 }  // namespace
 
@@ -56,8 +60,7 @@ torch::Tensor rms_norm(const torch::Tensor& x_in, const torch::Tensor& w_in, dou
     auto y = torch::empty_like(x);
     const int64_t n_rows = d == 0 ? 0 : x.numel() / d;
     const bool bf16 = x.scalar_type() == torch::kBFloat16;
-    // Grain: about 16K elements per task.
-    const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, d));
+    const int64_t grain = row_grain(d);
     at::parallel_for(0, n_rows, grain, [&](int64_t begin, int64_t end) {
         if (bf16) {
             rows::rms_norm_bf16(bf16_ptr(x) + begin * d, bf16_ptr(w), bf16_ptr(y) + begin * d, end - begin, d,
@@ -80,7 +83,7 @@ torch::Tensor add_rms_norm_(torch::Tensor& h, const torch::Tensor& delta_in, con
     auto y = torch::empty_like(h);
     const int64_t n_rows = d == 0 ? 0 : h.numel() / d;
     const bool bf16 = h.scalar_type() == torch::kBFloat16;
-    const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, d));
+    const int64_t grain = row_grain(d);
     at::parallel_for(0, n_rows, grain, [&](int64_t begin, int64_t end) {
         if (bf16) {
             rows::add_rms_norm_bf16(bf16_ptr(h) + begin * d, bf16_ptr(delta) + begin * d, bf16_ptr(w),
@@ -108,7 +111,7 @@ torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos_in, const 
     const float* cp = cos.data_ptr<float>();
     const float* sp = sin.data_ptr<float>();
     // One task item = one (b, t) row of all heads.
-    at::parallel_for(0, B * T, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, H * hd)), [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, B * T, row_grain(H * hd), [&](int64_t begin, int64_t end) {
         for (int64_t bt = begin; bt < end; ++bt) {
             const int64_t b = bt / T, t = bt % T;
             const float* c = cp + bt * rotary_dim;
@@ -132,7 +135,7 @@ torch::Tensor silu_mul_(torch::Tensor gate, const torch::Tensor& up_in) {
                 "silu_mul_: gate must be contiguous and match up");
     const auto up = up_in.contiguous();
     const bool bf16 = gate.scalar_type() == torch::kBFloat16;
-    at::parallel_for(0, gate.numel(), 16384, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, gate.numel(), kElementGrain, [&](int64_t begin, int64_t end) {
         if (bf16) {
             rows::silu_mul_bf16(bf16_ptr(gate) + begin, bf16_ptr(up) + begin, end - begin);
         } else {
@@ -157,7 +160,7 @@ struct PrefixRows {
         const int64_t t = row % T, b = row / (G * T);
         return std::min<int64_t>(S, std::max<int64_t>(1, n_visible.data_ptr<int64_t>()[b * T + t]));
     }
-    int64_t grain() const { return std::max<int64_t>(1, 8192 / std::max<int64_t>(1, S)); }
+    int64_t grain() const { return row_grain(S); }
 };
 
 // out = prefix softmax of `in` (both contiguous [B, G, T, S], one dtype; may alias).
@@ -267,7 +270,7 @@ struct SiluMulFn : public torch::autograd::Function<SiluMulFn> {
         const auto gr = grad[0].contiguous();
         auto dg = torch::empty_like(g), du = torch::empty_like(u);
         const bool bf16 = g.scalar_type() == torch::kBFloat16;
-        at::parallel_for(0, g.numel(), 16384, [&](int64_t b, int64_t e) {
+        at::parallel_for(0, g.numel(), kElementGrain, [&](int64_t b, int64_t e) {
             if (bf16) {
                 rows::silu_mul_backward_bf16(bf16_ptr(g) + b, bf16_ptr(u) + b, bf16_ptr(gr) + b, bf16_ptr(dg) + b,
                                              bf16_ptr(du) + b, e - b);
