@@ -184,7 +184,7 @@ std::vector<TokenScores> Engine::score(const std::vector<ScoreRequest>& batch, c
     }
     // Input: prompt ‖ reference without its last token; position P-1+j predicts r_j.
     std::vector<std::vector<int32_t>> seqs;
-    std::vector<int64_t> rows, targets, row_owner;
+    std::vector<int64_t> targets, row_owner;
     const int64_t B = static_cast<int64_t>(batch.size());
     int64_t T = 0;
     for (size_t b = 0; b < batch.size(); ++b) {
@@ -203,26 +203,27 @@ std::vector<TokenScores> Engine::score(const std::vector<ScoreRequest>& batch, c
         }
         T = std::max(T, len);
     }
-    // Only positions from the first reference row on need hidden states: the
-    // model may skip the last layer's work before it (forward_hidden_tail).
-    int64_t first = T;
-    for (const auto& r : batch) first = std::min(first, static_cast<int64_t>(r.prompt.size()) - 1);
-    const int64_t Tk = T - first;  // kept positions per sequence
+    std::vector<int64_t> prompt_lens, reference_lens;
     for (size_t b = 0; b < batch.size(); ++b) {
         const auto& r = batch[b];
         std::vector<int32_t> s(r.prompt);
         s.insert(s.end(), r.reference.begin(), r.reference.end() - 1);
         seqs.push_back(std::move(s));
-        for (size_t j = 0; j < r.reference.size(); ++j) {
-            rows.push_back(static_cast<int64_t>(b) * Tk + static_cast<int64_t>(r.prompt.size()) - 1 - first +
-                           static_cast<int64_t>(j));
-            targets.push_back(r.reference[j]);
+        prompt_lens.push_back(static_cast<int64_t>(r.prompt.size()));
+        reference_lens.push_back(static_cast<int64_t>(r.reference.size()));
+        for (int32_t id : r.reference) {
+            targets.push_back(id);
             row_owner.push_back(static_cast<int64_t>(b));
         }
     }
+    // Only positions from the first reference row on need hidden states: the
+    // model may skip the last layer's work before it (forward_hidden_tail).
+    const ReferenceRows ref_rows = reference_rows(prompt_lens, reference_lens, T);
+    const int64_t Tk = ref_rows.kept;  // kept positions per sequence
+    const std::vector<int64_t>& rows = ref_rows.rows;
     auto padded = pad_right(seqs);
-    auto h = net.forward_hidden_tail(padded.ids, padded.pos, first);  // [B, Tk, D]
-    auto h_flat = h.reshape({B * Tk, cfg.dim});                        // [B*Tk, D]
+    auto h = net.forward_hidden_tail(padded.ids, padded.pos, ref_rows.first);  // [B, Tk, D]
+    auto h_flat = h.reshape({B * Tk, cfg.dim});                                 // [B*Tk, D]
     const int64_t N = static_cast<int64_t>(rows.size());
     auto rows_t = torch::tensor(rows, torch::kLong);
     auto targets_t = torch::tensor(targets, torch::kLong);

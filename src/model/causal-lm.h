@@ -63,6 +63,21 @@ protected:
     ModelConfig cfg_;
 };
 
+// Teacher forcing over a right-padded batch: sequence b is prompt_b followed
+// by reference_b without its last token, and reference token j is predicted
+// at position |prompt_b| - 1 + j. `first` is the earliest such position in
+// the batch and `kept` = T - first the positions per sequence that
+// forward_hidden_tail(ids, pos, first) returns; `rows` are the rows of its
+// output flattened to [B * kept, D] that predict the reference tokens, in
+// batch and then reference order. Scoring and the training loss share it.
+struct ReferenceRows {
+    int64_t first = 0, kept = 0;
+    std::vector<int64_t> rows;
+};
+// prompt_lens[b] >= 1; T >= every prompt_lens[b] + reference_lens[b] - 1.
+ReferenceRows reference_rows(const std::vector<int64_t>& prompt_lens, const std::vector<int64_t>& reference_lens,
+                             int64_t T);
+
 // Builds the module for cfg.arch ("llama", "gptneox", "gpt2") with
 // uninitialised weights; throws FormatError for an unknown architecture.
 std::shared_ptr<CausalLmImpl> make_causal_lm(const ModelConfig& cfg);

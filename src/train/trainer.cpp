@@ -92,29 +92,23 @@ std::pair<torch::Tensor, int64_t> batch_loss(CausalLmImpl& net, const std::vecto
     for (const Example* e : batch) T = std::max<int64_t>(T, e->prompt.size() + e->target.size() - 1);
     auto ids = torch::zeros({B, T}, torch::kLong);
     auto acc = ids.accessor<int64_t, 2>();
-    std::vector<int64_t> rows, targets;
+    std::vector<int64_t> targets, prompt_lens, target_lens;
     for (int64_t b = 0; b < B; ++b) {
         const Example& e = *batch[b];
         int64_t t = 0;
         for (int32_t id : e.prompt) acc[b][t++] = id;
         for (size_t j = 0; j + 1 < e.target.size(); ++j) acc[b][t++] = e.target[j];
+        targets.insert(targets.end(), e.target.begin(), e.target.end());
+        prompt_lens.push_back(static_cast<int64_t>(e.prompt.size()));
+        target_lens.push_back(static_cast<int64_t>(e.target.size()));
     }
     // The loss needs hidden states from the first target row on: the model may
     // skip the last layer's work before it (forward_hidden_tail), in the
     // backward pass too.
-    int64_t first = T;
-    for (const Example* e : batch) first = std::min(first, static_cast<int64_t>(e->prompt.size()) - 1);
-    const int64_t Tk = T - first;
-    for (int64_t b = 0; b < B; ++b) {
-        const Example& e = *batch[b];
-        for (size_t j = 0; j < e.target.size(); ++j) {
-            rows.push_back(b * Tk + static_cast<int64_t>(e.prompt.size()) - 1 - first + static_cast<int64_t>(j));
-            targets.push_back(e.target[j]);
-        }
-    }
+    const ReferenceRows ref_rows = reference_rows(prompt_lens, target_lens, T);
     auto pos = torch::arange(T, torch::kLong).unsqueeze(0).expand({B, T}).contiguous();
-    auto h = net.forward_hidden_tail(ids, pos, first).reshape({B * Tk, -1});                      // [B*Tk, D]
-    auto logits = net.project(h.index_select(0, torch::tensor(rows, torch::kLong)));  // [N, V], compute dtype
+    auto h = net.forward_hidden_tail(ids, pos, ref_rows.first).reshape({B * ref_rows.kept, -1});  // [B*kept, D]
+    auto logits = net.project(h.index_select(0, torch::tensor(ref_rows.rows, torch::kLong)));     // [N, V], compute dtype
     // cross_entropy(logits.float(), targets, sum), fused (tests/model/test-kernels.cpp).
     auto loss_sum = kernels::cross_entropy_sum(logits, torch::tensor(targets, torch::kLong));
     return {loss_sum, static_cast<int64_t>(targets.size())};

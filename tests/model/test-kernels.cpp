@@ -322,6 +322,23 @@ TEST(FusedKernels, AttentionGradientsMatchTheLibTorchPath) {
     }
 }
 
+// reference_rows by hand. Prompts 3, 1, 2 with references 2, 3, 1: T = 4,
+// first = min(2, 0, 1) = 0, kept = 4; sample b's token j sits at row
+// 4b + (P_b - 1) + j: {2, 3}, {4, 5, 6}, {9}. Prompts 3, 4 with references
+// 2, 1: first = 2, kept = 2: {0 + 0, 1}, {2 + 1}.
+TEST(FusedKernels, ReferenceRowsByHand) {
+    const auto a = reference_rows({3, 1, 2}, {2, 3, 1}, 4);
+    EXPECT_EQ(a.first, 0);
+    EXPECT_EQ(a.kept, 4);
+    EXPECT_EQ(a.rows, (std::vector<int64_t>{2, 3, 4, 5, 6, 9}));
+    const auto b = reference_rows({3, 4}, {2, 1}, 4);
+    EXPECT_EQ(b.first, 2);
+    EXPECT_EQ(b.kept, 2);
+    EXPECT_EQ(b.rows, (std::vector<int64_t>{0, 1, 3}));
+    EXPECT_THROW(reference_rows({0}, {1}, 4), c10::Error);     // empty prompt
+    EXPECT_THROW(reference_rows({3}, {3}, 4), c10::Error);     // 3 + 3 - 1 > 4 positions
+}
+
 // lora_linear (forward and backward written out) against autograd of PEFT's
 // formula written with LibTorch ops: base(x) + linear(linear(dropout(x.float()), A) * s, B),
 // cast back. Both draw the dropout seed from the generator at the same point,
