@@ -25,11 +25,23 @@ bool cpu_float_or_bf16(const torch::Tensor& t) {
 const uint16_t* bf16_ptr(const torch::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); }
 uint16_t* bf16_ptr(torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
 
-// One draw from LibTorch's default generator: the seed of a dropout mask.
-uint64_t draw_mask_seed() {
-    return static_cast<uint64_t>(
+// A dropout mask as its hash key (rows::dropout_mask_f32): element i is kept,
+// as `scale`, unless its hash falls below p. p == 0, scale == 1: keep all.
+struct DropoutKey {
+    uint64_t seed = 0;
+    float p = 0.0f, scale = 1.0f;
+};
+
+// The key of a fresh mask of drop probability p: one draw from LibTorch's
+// default generator (none for p == 0, so the generator's state moves only
+// when something is dropped).
+DropoutKey draw_dropout(double p) {
+    TORCH_CHECK(p >= 0.0 && p < 1.0, "dropout probability must be in [0, 1), got ", p);
+    if (p == 0.0) return {};
+    const auto seed = static_cast<uint64_t>(
         torch::randint(std::numeric_limits<int64_t>::max(), {1}, torch::TensorOptions().dtype(torch::kLong))
             .item<int64_t>());
+    return {seed, static_cast<float>(p), static_cast<float>(1.0 / (1.0 - p))};
 }
 
 // Work below about this many elements runs on the calling thread: waking the
@@ -166,7 +178,6 @@ struct PrefixRows {
 // out = prefix softmax of `in` (both contiguous [B, G, T, S], one dtype; may alias).
 void prefix_softmax_into(const torch::Tensor& in, torch::Tensor& out, const PrefixRows& pr, double scale) {
     const bool bf16 = in.scalar_type() == torch::kBFloat16;
-    const bool in_place = in.data_ptr() == out.data_ptr();
     const float sc = static_cast<float>(scale);
     const int64_t S = pr.S;
     at::parallel_for(0, pr.B * pr.G * pr.T, pr.grain(), [&](int64_t begin, int64_t end) {
@@ -174,12 +185,10 @@ void prefix_softmax_into(const torch::Tensor& in, torch::Tensor& out, const Pref
         for (int64_t row = begin; row < end; ++row) {
             const int64_t n = pr.visible(row);
             if (bf16) {
-                if (in_place) rows::causal_softmax_bf16(bf16_ptr(out) + row * S, n, S, sc, buf.data());
-                else rows::causal_softmax_bf16(bf16_ptr(in) + row * S, bf16_ptr(out) + row * S, n, S, sc, buf.data());
+                rows::causal_softmax_bf16(bf16_ptr(in) + row * S, bf16_ptr(out) + row * S, n, S, sc, buf.data());
             } else {
-                float* o = out.data_ptr<float>() + row * S;
-                if (in_place) rows::causal_softmax_f32(o, n, S, sc, buf.data());
-                else rows::causal_softmax_f32(in.data_ptr<float>() + row * S, o, n, S, sc, buf.data());
+                rows::causal_softmax_f32(in.data_ptr<float>() + row * S, out.data_ptr<float>() + row * S, n, S, sc,
+                                         buf.data());
             }
         }
     });
@@ -372,13 +381,9 @@ struct CrossEntropyFn : public torch::autograd::Function<CrossEntropyFn> {
 
 
 // LoRA linear, forward and backward written out (see lora_linear in the header).
-struct LoraMask {
-    uint64_t seed = 0;
-    float p = 0.0f, scale = 1.0f;  // p == 0, scale == 1: no dropout
-};
 
 // out (fp32, [N, in]) = mask * x, x contiguous fp32/bf16 [N, in].
-torch::Tensor masked_f32(const torch::Tensor& x, const LoraMask& m) {
+torch::Tensor masked_f32(const torch::Tensor& x, const DropoutKey& m) {
     if (x.scalar_type() == torch::kFloat && m.p == 0.0f) return x;
     auto out = torch::empty(x.sizes(), x.options().dtype(torch::kFloat));
     float* o = out.data_ptr<float>();
@@ -391,7 +396,7 @@ torch::Tensor masked_f32(const torch::Tensor& x, const LoraMask& m) {
 }
 
 // y += mask * d in place, rounded once; y contiguous fp32/bf16, d fp32, same shape.
-void add_masked_(torch::Tensor& y, const torch::Tensor& d, const LoraMask& m) {
+void add_masked_(torch::Tensor& y, const torch::Tensor& d, const DropoutKey& m) {
     const float* dp = d.data_ptr<float>();
     const bool bf16 = y.scalar_type() == torch::kBFloat16;
     at::parallel_for(0, y.numel(), kElementGrain, [&](int64_t b, int64_t e) {
@@ -407,7 +412,7 @@ struct LoraForward {
 };
 
 LoraForward lora_forward(const torch::Tensor& x2, const torch::Tensor& weight, const torch::Tensor& bias, bool conv1d,
-                         const torch::Tensor& a, const torch::Tensor& b, double scaling, const LoraMask& m) {
+                         const torch::Tensor& a, const torch::Tensor& b, double scaling, const DropoutKey& m) {
     LoraForward f;
     const auto w = conv1d ? weight : weight.t();  // [in, out]
     f.y = bias.defined() ? torch::addmm(bias, x2, w) : torch::mm(x2, w);
@@ -415,7 +420,7 @@ LoraForward lora_forward(const torch::Tensor& x2, const torch::Tensor& weight, c
     f.h = torch::mm(f.xm, a.t());
     f.h.mul_(scaling);
     const auto delta = torch::mm(f.h, b.t());  // [N, out] fp32
-    add_masked_(f.y, delta, LoraMask{});
+    add_masked_(f.y, delta, DropoutKey{});
     return f;
 }
 
@@ -426,8 +431,7 @@ struct LoraLinearFn : public torch::autograd::Function<LoraLinearFn> {
                                  const torch::Tensor& weight, const torch::Tensor& a, const torch::Tensor& b,
                                  const c10::optional<torch::Tensor>& bias, bool conv1d, double scaling,
                                  double dropout) {
-        LoraMask m;
-        if (dropout > 0.0) m = {draw_mask_seed(), static_cast<float>(dropout), static_cast<float>(1.0 / (1.0 - dropout))};
+        const DropoutKey m = draw_dropout(dropout);
         torch::NoGradGuard no_grad;
         auto f = lora_forward(x2, weight, bias.value_or(torch::Tensor()), conv1d, a, b, scaling, m);
         ctx->save_for_backward({f.xm, f.h, weight, a, b});
@@ -448,7 +452,7 @@ struct LoraLinearFn : public torch::autograd::Function<LoraLinearFn> {
         const auto& b = saved[4];
         const bool conv1d = ctx->saved_data["conv1d"].toBool();
         const double scaling = ctx->saved_data["scaling"].toDouble();
-        const LoraMask m{static_cast<uint64_t>(ctx->saved_data["seed"].toInt()),
+        const DropoutKey m{static_cast<uint64_t>(ctx->saved_data["seed"].toInt()),
                          static_cast<float>(ctx->saved_data["p"].toDouble()),
                          static_cast<float>(ctx->saved_data["mask_scale"].toDouble())};
         torch::NoGradGuard no_grad;
@@ -484,7 +488,6 @@ bool lora_linear_ok(const torch::Tensor& x, const torch::Tensor& weight, const t
 torch::Tensor lora_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                           bool conv1d_layout, const torch::Tensor& a, const torch::Tensor& b, double scaling,
                           double dropout) {
-    TORCH_CHECK(dropout >= 0.0 && dropout < 1.0, "dropout probability must be in [0, 1), got ", dropout);
     const int64_t in = x.size(-1), out = b.size(0);
     auto out_shape = x.sizes().vec();
     out_shape.back() = out;
@@ -493,8 +496,7 @@ torch::Tensor lora_linear(const torch::Tensor& x, const torch::Tensor& weight, c
     if (!grad) {
         // No graph to record: the same forward without the autograd node
         // (and without keeping the fp32 activations alive).
-        LoraMask m;
-        if (dropout > 0.0) m = {draw_mask_seed(), static_cast<float>(dropout), static_cast<float>(1.0 / (1.0 - dropout))};
+        const DropoutKey m = draw_dropout(dropout);
         torch::NoGradGuard no_grad;
         return lora_forward(x2, weight, bias, conv1d_layout, a, b, scaling, m).y.view(out_shape);
     }
@@ -518,13 +520,11 @@ torch::Tensor rotary_autograd(const torch::Tensor& x, const torch::Tensor& cos, 
 }
 
 torch::Tensor dropout_mask(const torch::Tensor& x, double p) {
-    TORCH_CHECK(p >= 0.0 && p < 1.0, "dropout probability must be in [0, 1), got ", p);
+    const DropoutKey key = draw_dropout(p);
     auto mask = torch::empty(x.sizes(), torch::TensorOptions().dtype(torch::kFloat));
-    const uint64_t seed = draw_mask_seed();
     float* out = mask.data_ptr<float>();
-    const float scale = static_cast<float>(1.0 / (1.0 - p));
     at::parallel_for(0, mask.numel(), kElementGrain, [&](int64_t begin, int64_t end) {
-        rows::dropout_mask_f32(out + begin, end - begin, seed, begin, static_cast<float>(p), scale);
+        rows::dropout_mask_f32(out + begin, end - begin, key.seed, begin, key.p, key.scale);
     });
     return mask;
 }

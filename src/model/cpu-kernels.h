@@ -90,9 +90,9 @@ bool lora_linear_ok(const torch::Tensor& x, const torch::Tensor& weight, const t
 
 // A dropout mask shaped like x (fp32, contiguous): 1/(1-p) with probability
 // 1-p, else 0, from a counter-based hash seeded by LibTorch's default
-// generator (so torch::manual_seed makes it reproducible). Multiplying by it
-// is dropout; autograd sees a product with a constant. Far faster than
-// bernoulli_ on a CPU build without MKL.
+// generator (so torch::manual_seed makes it reproducible; p == 0 draws
+// nothing). Multiplying by it is dropout; autograd sees a product with a
+// constant. Far faster than bernoulli_ on a CPU build without MKL.
 torch::Tensor dropout_mask(const torch::Tensor& x, double p);
 
 // Attention (with the fused softmax) processes queries in chunks whose score matrices hold

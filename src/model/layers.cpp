@@ -179,11 +179,10 @@ std::pair<torch::Tensor, torch::Tensor> Rotary::tables(const torch::Tensor& pos)
 }
 
 torch::Tensor Rotary::apply(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) const {
-    if (rotary_dim_ > 0 && x.dim() == 4 && x.stride(3) == 1 && kernels::fused_ok(x))
-        return kernels::rotary(x, cos, sin, rotary_dim_);
+    const bool kernel_layout = rotary_dim_ > 0 && x.dim() == 4 && x.stride(3) == 1;
+    if (kernel_layout && kernels::fused_ok(x)) return kernels::rotary(x, cos, sin, rotary_dim_);
     // Training: the same kernel, with the inverse rotation as its backward.
-    if (rotary_dim_ > 0 && x.dim() == 4 && x.stride(3) == 1 && !cos.requires_grad() && !sin.requires_grad() &&
-        kernels::supported(x))
+    if (kernel_layout && !cos.requires_grad() && !sin.requires_grad() && kernels::supported(x))
         return kernels::rotary_autograd(x, cos, sin, rotary_dim_);
     const auto dt = x.scalar_type();
     const int64_t hd = x.size(-1);

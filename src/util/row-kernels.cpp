@@ -200,12 +200,6 @@ MEMSKEW_CLONES void silu_mul_backward_bf16(const uint16_t* g, const uint16_t* u,
     silu_mul_backward_impl(g, u, grad, dg, du, n);
 }
 
-MEMSKEW_CLONES void causal_softmax_f32(float* row, int64_t n_visible, int64_t n, float scale, float* buf) {
-    softmax_impl(row, row, n_visible, n, scale, buf);
-}
-MEMSKEW_CLONES void causal_softmax_bf16(uint16_t* row, int64_t n_visible, int64_t n, float scale, float* buf) {
-    softmax_impl(row, row, n_visible, n, scale, buf);
-}
 MEMSKEW_CLONES void causal_softmax_f32(const float* in, float* out, int64_t n_visible, int64_t n, float scale,
                                        float* buf) {
     softmax_impl(in, out, n_visible, n, scale, buf);

@@ -42,12 +42,9 @@ void silu_mul_backward_f32(const float* g, const float* u, const float* grad, fl
 void silu_mul_backward_bf16(const uint16_t* g, const uint16_t* u, const uint16_t* grad, uint16_t* dg, uint16_t* du,
                             int64_t n);
 
-// Softmax of scale * row[0..n_visible) in place (fp32 arithmetic), with
-// row[n_visible..n) set to 0 (keys the query may not see). buf: n floats of
-// scratch. n_visible >= 1.
-void causal_softmax_f32(float* row, int64_t n_visible, int64_t n, float scale, float* buf);
-void causal_softmax_bf16(uint16_t* row, int64_t n_visible, int64_t n, float scale, float* buf);
-// The same from `in` to `out` (separate rows).
+// out[0..n_visible) = softmax of scale * in[0..n_visible) (fp32 arithmetic),
+// out[n_visible..n) = 0 (keys the query may not see). `in` and `out` may be
+// the same row (in place). buf: n floats of scratch. n_visible >= 1.
 void causal_softmax_f32(const float* in, float* out, int64_t n_visible, int64_t n, float scale, float* buf);
 void causal_softmax_bf16(const uint16_t* in, uint16_t* out, int64_t n_visible, int64_t n, float scale, float* buf);
 // Its gradient: given y (the softmax row) and g (the gradient of y), out =

@@ -195,7 +195,7 @@ TEST(RowKernels, PrefixSoftmaxNormalisesTheVisibleKeys) {
         auto row = random_floats(n, 20.0f, 6 + static_cast<uint32_t>(visible));
         const auto in = row;
         std::vector<float> buf(n);
-        rows::causal_softmax_f32(row.data(), visible, n, scale, buf.data());
+        rows::causal_softmax_f32(row.data(), row.data(), visible, n, scale, buf.data());  // in place
         double m = -1e300, sum = 0;
         for (int64_t i = 0; i < visible; ++i) m = std::max(m, static_cast<double>(in[i]) * scale);
         for (int64_t i = 0; i < visible; ++i) sum += std::exp(in[i] * scale - m);
@@ -208,7 +208,7 @@ TEST(RowKernels, PrefixSoftmaxNormalisesTheVisibleKeys) {
         EXPECT_NEAR(total, 1.0, 1e-5);
         for (int64_t i = visible; i < n; ++i) EXPECT_EQ(row[i], 0.0f);
         auto rb = to_bf16(in);
-        rows::causal_softmax_bf16(rb.data(), visible, n, scale, buf.data());
+        rows::causal_softmax_bf16(rb.data(), rb.data(), visible, n, scale, buf.data());
         for (int64_t i = visible; i < n; ++i) EXPECT_EQ(rb[i], 0);
     }
 }
