@@ -25,6 +25,7 @@
 #include <string>
 
 #include "memskew/analysis.h"
+#include "memskew/pipeline.h"
 #include "memskew/error.h"
 #include "memskew/store.h"
 

@@ -72,7 +72,7 @@ Figures measure(const std::string& label, const std::string& model_path, const s
     }
     Engine engine(model);
     ScoreParams sp;
-    sp.sampling = SamplingSpec{};
+    sp.sampling = SamplingParams{};
     const double t0 = now();
     for (const auto& b : batches) {
         std::vector<ScoreRequest> batch;

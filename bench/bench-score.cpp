@@ -200,7 +200,7 @@ Result run(DType dtype, int repeats, int n_threads, const std::string& trace) {
     const int64_t T = kPrompt + kRef - 1;
     {
         c10::InferenceMode guard;
-        auto& net = *model->impl().net;
+        auto& net = *model_impl(*model).net;
         auto ids = torch::randint(0, kVocab, {kBatch, T}, torch::kLong);
         auto pos = torch::arange(T, torch::kLong).unsqueeze(0).expand({kBatch, T}).contiguous();
         torch::Tensor h;

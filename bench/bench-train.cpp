@@ -127,7 +127,7 @@ TrainResult train_rate(const std::function<std::shared_ptr<Model>()>& make, Trai
     const auto t0 = Clock::now();
     train_model(*model, p, [&](const TrainProgress&) { at.push_back(seconds_since(t0)); });
     TrainResult r;
-    for (const auto& prm : model->impl().net->parameters())
+    for (const auto& prm : model_impl(*model).net->parameters())
         if (mode == TrainMode::kFull || prm.requires_grad()) r.trainable += prm.numel();
     if (at.size() >= 2) {
         r.first_step_s = at[0];

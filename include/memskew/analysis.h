@@ -180,10 +180,27 @@ struct PairedComparison {
     int64_t run_a = 0, run_b = 0;   // run_a earlier
     std::string relation;           // "consecutive", "first_vs_last" or "pair"
     int64_t n_shared = 0;           // sample ids in both runs with n_pre in both
+    // Paired Wilcoxon signed-rank test of n_pre(b) against n_pre(a) on the
+    // shared samples (two-sided; z > 0 when b is larger).
     std::optional<stats::WilcoxonResult> wilcoxon;
+    double mean_a = NAN, mean_b = NAN;  // mean n_pre over the shared samples
     double mean_difference = NAN;   // mean of n_pre(b) - n_pre(a) over shared samples
     std::string skipped;            // e.g. "no shared samples", "all differences are zero"
 };
+
+// Checkpoint order: by step, then epoch, then run_id (absent first).
+bool checkpoint_before(const RunInfo& a, const RunInfo& b);
+// The run analyze picks by default: the last checkpoint.
+std::size_t last_checkpoint_index(const std::vector<RunInfo>& runs);
+
+// The one M11 implementation, used by analyze and by the study report.
+// One run's n_pre figures: samples with n_pre, mean, p99 (Hyndman-Fan type 7),
+// max and the verbatim count (n_pre == L, L the stored length, else the
+// reference token count).
+CheckpointSummary summarize_checkpoint(const RunInfo& info, const RunColumns& columns);
+// Two runs' n_pre paired by sample id (a earlier, b later); relation is left empty.
+PairedComparison compare_checkpoints(const RunInfo& a_info, const RunColumns& a, const RunInfo& b_info,
+                                     const RunColumns& b);
 
 struct TrendSection {
     std::string skipped;  // e.g. "one run"
@@ -235,11 +252,6 @@ struct RunInput {
 AnalysisResult analyze_runs(const std::vector<RunInput>& runs, std::size_t selected,
                             const AnalyzeParams& params = {});
 
-// Opens the store read-only and analyses it. Errors: IoError (cannot open),
-// FormatError (not a memskew store / corrupted; the message names the file),
-// InvalidInput (no runs: "the store holds no runs"; unknown run id: the
-// message lists the ids; the run has no samples).
-AnalysisResult analyze_store(const std::string& db_path, const AnalyzeParams& params = {});
 
 // The JSON document (docs/analysis-json.md). NaN/inf become null.
 nlohmann::json to_json(const AnalysisResult& result);

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace memskew {
@@ -228,6 +229,8 @@ std::string content_hash_id(const Sample& sample);
 
 // Shard of an id: XXH3-64(id) % n_shards.
 size_t shard_of(std::string_view id, size_t n_shards);
+// "i/n" (0 <= i < n) as (shard_index, n_shards); InvalidInput otherwise.
+std::pair<size_t, size_t> parse_shard(std::string_view text);
 
 // ---------------------------------------------------------------------------
 // Raw text: fixed token-count split (the 32/32 and 50/50 protocols)

@@ -1,5 +1,5 @@
-// Loading a model and running it: teacher-forced scoring (METHOD M3) and
-// batched greedy generation with a KV cache. The public API is LibTorch-free:
+// Running a loaded model (memskew/model.h): teacher-forced scoring (METHOD M3)
+// and batched greedy generation with a KV cache. The public API is LibTorch-free:
 // inputs and outputs are plain vectors.
 //
 // A Model is read-only once loaded and may serve many Engines; an Engine owns
@@ -12,70 +12,11 @@
 #include <string>
 #include <vector>
 
-#include "memskew/gguf.h"
 #include "memskew/model.h"
+#include "memskew/sampling.h"
 #include "memskew/tokenizer.h"
 
 namespace memskew {
-
-struct LoadParams {
-    DType dtype = DType::kF32;  // compute dtype; weights are converted at load
-    int n_threads = 0;          // 0: all cores
-};
-
-class Model {
-public:
-    // Loads a GGUF file, or a Hugging Face model folder (config.json +
-    // model.safetensors or a sharded model.safetensors.index.json, with
-    // tokenizer.json beside; `path` may also name the folder's config.json).
-    // Weights are converted from F32/F16/BF16 at load. Throws IoError /
-    // FormatError naming the file and, where it applies, the tensor or key.
-    static std::shared_ptr<Model> load(const std::string& path, const LoadParams& params = {});
-    // A randomly initialised Llama of the given shape (weights ~ N(0, init_std),
-    // norms 1) with the given vocabulary; deterministic for a seed. Used by
-    // benchmarks, tests and the demo.
-    static std::shared_ptr<Model> random_llama(const ModelConfig& config, Vocab vocab, uint64_t seed,
-                                               const LoadParams& params = {}, double init_std = 0.02);
-    // Writes the model and its tokenizer as a GGUF file of the `llama`
-    // architecture (q/k rows permuted to GGUF's interleaved rotary layout).
-    // stored: F32, F16 or BF16.
-    void save_gguf(const std::string& path, GgmlType stored = GgmlType::kF32) const;
-    // Writes a Hugging Face folder transformers loads: config.json,
-    // model.safetensors (stored: F32, F16 or BF16) and the tokenizer
-    // (tokenizer.json copied when the model came with one; a GGUF vocabulary
-    // is converted, giving the same ids). `folder` must not exist or be empty;
-    // it is written under a temporary name and renamed into place.
-    void save_hf(const std::string& folder, GgmlType stored = GgmlType::kF32) const;
-    ~Model();
-
-    const ModelConfig& config() const;
-    const Tokenizer& tokenizer() const;
-    DType dtype() const;
-    const std::string& path() const;
-
-    struct Impl;  // LibTorch internals: src/model/model-impl.h
-    Impl& impl() const { return *impl_; }
-    explicit Model(std::unique_ptr<Impl> impl);
-
-private:
-    std::unique_ptr<Impl> impl_;
-};
-
-// Sets the number of intra-op threads (0: all cores). Called by Model::load.
-void set_compute_threads(int n_threads);
-
-// OpenMP threads that spin while waiting burn the cores other work needs: on a
-// shared 2-core machine probing ran 7x slower. libgomp reads OMP_WAIT_POLICY
-// only when it loads, so programs call this first thing in main(): when the
-// variable is unset it sets it to PASSIVE and re-executes the program (once).
-void ensure_passive_openmp(int argc, char** argv);
-
-// Sampling transform for METHOD M4: temperature, then top-k, then top-p.
-struct SamplingSpec {
-    double temperature = 1.0;
-    int32_t top_k = 0;     // 0: off
-    double top_p = 1.0;    // 1: off
-};
 
 struct ScoreRequest {
     std::vector<int32_t> prompt;     // at least one token (e.g. BOS)
@@ -98,7 +39,7 @@ struct TokenScores {
 
 struct ScoreParams {
     int64_t chunk_rows = 256;             // rows of the output projection per chunk
-    std::optional<SamplingSpec> sampling;  // also compute log p_j^T
+    std::optional<SamplingParams> sampling;  // also compute log p_j^T (memskew/sampling.h)
 };
 
 enum class StopReason { kEos, kLength, kMismatch, kContext };

@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "memskew/file-io.h"
+
 namespace memskew {
 
 // Architecture families memskew runs.
@@ -205,9 +207,5 @@ TrainerState load_trainer_state(const std::string& folder_or_file);
 std::string trainer_state_to_json(const TrainerState& state);
 void save_trainer_state(const TrainerState& state, const std::string& path);
 
-// Small-file helpers shared by the JSON readers/writers.
-std::string read_text_file(const std::string& path);  // IoError naming the path
-// Writes to `path.tmp-<pid>` and renames into place.
-void write_text_file_atomic(const std::string& path, const std::string& text);
 
 }  // namespace memskew

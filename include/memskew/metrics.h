@@ -25,6 +25,8 @@
 #include <string_view>
 #include <vector>
 
+#include "memskew/sampling.h"
+
 namespace memskew {
 
 // Largest positive per-token log-probability accepted as float rounding of 0.
@@ -91,38 +93,7 @@ double log_tries_for_probability(double log_p_z, double p);
 // M4: the sampling transform on one logits vector
 // ---------------------------------------------------------------------------
 
-// Hugging Face's order of warpers: temperature, then top-k, then top-p.
-struct SamplingParams {
-    double temperature = 1.0;  // > 0; logits are divided by it
-    int64_t top_k = 0;         // 0 = off; keep tokens whose logit >= the k-th largest
-    double top_p = 1.0;        // in [0, 1]; 1 = off
-};
-
-// log-probability of emitting `target` after temperature scaling, top-k
-// filtering, top-p (nucleus) filtering and renormalization; -inf when the
-// target is filtered out (or its logit is -inf).
-//
-// top-k keeps every token tied with the k-th largest logit, as HF's
-// TopKLogitsWarper (scores < k-th value are removed), so more than k tokens can
-// survive a tie.
-// top-p keeps the smallest set of highest-probability tokens whose cumulative
-// probability (after top-k, renormalized) is >= top_p, and always the top
-// token: a token stays iff the mass ranked strictly above it is < top_p. This is
-// HF's TopPLogitsWarper (remove where the ascending cumulative sum is
-// <= 1 - top_p, min_tokens_to_keep = 1) in exact arithmetic; sums here are in
-// double, HF's in the logits' dtype, so a boundary within rounding of top_p can
-// differ. Ties in probability are ranked by token id, lower id first (torch's
-// sort leaves the order of ties unspecified), so at a tied boundary a
-// lower-id token can stay while a higher-id one with the same probability goes.
-//
-// Logits may contain -inf (masked tokens) but not NaN or +inf. Cost is
-// O(V) plus a partial sort of the nucleus when top_p < 1.
-double sampling_logprob(const float* logits, std::size_t n_vocab, int64_t target,
-                        const SamplingParams& params = {});
-double sampling_logprob(const std::vector<float>& logits, int64_t target,
-                        const SamplingParams& params = {});
-double sampling_logprob(const std::vector<double>& logits, int64_t target,
-                        const SamplingParams& params = {});
+// SamplingParams and sampling_logprob(): memskew/sampling.h (the engine uses them too).
 
 // ---------------------------------------------------------------------------
 // M8: generated output vs reference (token ids unless stated)

@@ -12,6 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "memskew/gguf.h"
+#include "memskew/tokenizer.h"
+
 namespace memskew {
 
 class Tokenizer;
@@ -54,5 +57,62 @@ struct ModelConfig {
     void validate() const;
     int64_t n_params() const;  // parameter count implied by the shapes
 };
+
+// A from-scratch shape, "dim=64,layers=2,heads=4,kv_heads=2,ffn=128,ctx=256[,arch=llama]"
+// (`memskew train --init`, a study's model.init). kv_heads defaults to heads,
+// ffn to 4 x dim. InvalidInput naming the bad key; validated when the model is built.
+ModelConfig parse_init_config(const std::string& spec);
+
+struct LoadParams {
+    DType dtype = DType::kF32;  // compute dtype; weights are converted at load
+    int n_threads = 0;          // 0: all cores
+};
+
+class Model {
+public:
+    // Loads a GGUF file, or a Hugging Face model folder (config.json +
+    // model.safetensors or a sharded model.safetensors.index.json, with
+    // tokenizer.json beside; `path` may also name the folder's config.json).
+    // Weights are converted from F32/F16/BF16 at load. Throws IoError /
+    // FormatError naming the file and, where it applies, the tensor or key.
+    static std::shared_ptr<Model> load(const std::string& path, const LoadParams& params = {});
+    // A randomly initialised Llama of the given shape (weights ~ N(0, init_std),
+    // norms 1) with the given vocabulary; deterministic for a seed. Used by
+    // benchmarks, tests and the demo.
+    static std::shared_ptr<Model> random_llama(const ModelConfig& config, Vocab vocab, uint64_t seed,
+                                               const LoadParams& params = {}, double init_std = 0.02);
+    // Writes the model and its tokenizer as a GGUF file of the `llama`
+    // architecture (q/k rows permuted to GGUF's interleaved rotary layout).
+    // stored: F32, F16 or BF16.
+    void save_gguf(const std::string& path, GgmlType stored = GgmlType::kF32) const;
+    // Writes a Hugging Face folder transformers loads: config.json,
+    // model.safetensors (stored: F32, F16 or BF16) and the tokenizer
+    // (tokenizer.json copied when the model came with one; a GGUF vocabulary
+    // is converted, giving the same ids). `folder` must not exist or be empty;
+    // it is written under a temporary name and renamed into place.
+    void save_hf(const std::string& folder, GgmlType stored = GgmlType::kF32) const;
+    ~Model();
+
+    const ModelConfig& config() const;
+    const Tokenizer& tokenizer() const;
+    DType dtype() const;
+    const std::string& path() const;
+
+    struct Impl;  // LibTorch internals: src/model/model-impl.h
+    explicit Model(std::unique_ptr<Impl> impl);
+
+private:
+    friend struct ModelAccess;  // model_impl() in src/model/model-impl.h
+    std::unique_ptr<Impl> impl_;
+};
+
+// Sets the number of intra-op threads (0: all cores). Called by Model::load.
+void set_compute_threads(int n_threads);
+
+// OpenMP threads that spin while waiting burn the cores other work needs: on a
+// shared 2-core machine probing ran 7x slower. libgomp reads OMP_WAIT_POLICY
+// only when it loads, so programs call this first thing in main(): when the
+// variable is unset it sets it to PASSIVE and re-executes the program (once).
+void ensure_passive_openmp(int argc, char** argv);
 
 }  // namespace memskew

@@ -12,15 +12,9 @@
 #include "memskew/data.h"
 #include "memskew/engine.h"
 #include "memskew/metrics.h"
+#include "memskew/sft-encoder.h"
 
 namespace memskew {
-
-// What to do with a sample whose prompt + reference exceed the context.
-enum class TruncatePolicy {
-    kReference,  // keep the prompt, cut the reference's tail to fit (counted)
-    kSkip,       // leave the sample out (counted)
-};
-TruncatePolicy parse_truncate_policy(const std::string& name);  // "reference" | "skip"
 
 struct ProbeParams {
     std::string model_path;
@@ -59,6 +53,12 @@ struct ProbeTarget {
     std::optional<double> train_loss;        // the latest logged training loss at that step
     std::string label;                       // for progress lines: "checkpoint-500", the folder name
 };
+
+// How the probe turns samples into ids (the one sample encoder's settings):
+// the reference alone, no EOS, cut or skipped at the model's context.
+EncodeParams probe_encode_params(const ProbeParams& params, int64_t max_context);
+// The samples exactly as the probe scores them.
+EncodedDataset encode_probe_set(const ProbeParams& params, const Tokenizer& tok, int64_t max_context);
 
 // Expands ProbeParams::adapters against the base model `model_path`. Each entry is:
 //   - a PEFT adapter folder (adapter_config.json): one run of the base model
@@ -101,6 +101,7 @@ struct ProbeSummary {
     int64_t n_truncated = 0;       // references cut to fit the context
     int64_t n_skipped_long = 0;    // left out under TruncatePolicy::kSkip
     int64_t n_skipped_short = 0;   // raw text too short to split
+    int64_t n_skipped_empty = 0;   // prompt or reference encodes to nothing (--skip-empty)
     double mean_n_pre = 0.0;       // over the samples probed now
     int64_t max_n_pre = 0;
     std::string max_n_pre_id;

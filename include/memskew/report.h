@@ -51,20 +51,9 @@ struct ReportInputs {
     std::vector<SampleRecord> samples;
 };
 
-// Loads the inputs for result.run from the store: its columns and the
-// records (texts, metrics) of the top `params.top_k` samples by n_pre.
-ReportInputs load_report_inputs(const ResultReader& reader, const AnalysisResult& result,
-                                const ReportParams& params = {});
-
 // Writes the page. Throws IoError when the stream fails.
 void write_report(const AnalysisResult& result, const ReportInputs& inputs, const ReportParams& params,
                   std::ostream& out);
 std::string render_report(const AnalysisResult& result, const ReportInputs& inputs, const ReportParams& params = {});
-
-// Opens the store, analyses it, renders the report and writes it to out_path
-// atomically (a temporary file beside it, then rename): on any error the
-// target is left as it was. Errors as analyze_store, IoError for the output.
-void write_report_file(const std::string& db_path, const std::string& out_path,
-                       const AnalyzeParams& analyze_params = {}, const ReportParams& params = {});
 
 }  // namespace memskew

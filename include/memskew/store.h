@@ -30,6 +30,9 @@
 #include "memskew/metrics.h"
 
 namespace memskew {
+namespace store_detail {
+struct ReaderAccess;
+}
 
 // Version of the schema this build writes and reads (PRAGMA user_version and
 // meta.schema_version).
@@ -275,7 +278,9 @@ class ResultReader {
 public:
     // Opens an existing store. IoError when it cannot be opened, FormatError
     // when it is not a memskew store, is corrupted, or has a newer schema.
-    static ResultReader open(const std::string& db_path);
+    // memory_map: read through a memory mapping (faster full loads; the
+    // mapped pages count as the process's resident memory).
+    static ResultReader open(const std::string& db_path, bool memory_map = true);
     ResultReader(ResultReader&&) noexcept;
     ResultReader& operator=(ResultReader&&) noexcept;
     ~ResultReader();
@@ -299,15 +304,23 @@ public:
     void for_each_tokens(int64_t run_id,
                          const std::function<void(const std::string& sample_id,
                                                   const StoredTokens& tokens)>& fn) const;
+    // The texts and counts of one sample (no metrics, no token arrays):
+    // sample_id, sample_index, prompt/reference tokens, truncated and the
+    // stored texts. nullopt when the run does not hold the sample.
+    std::optional<SampleRecord> load_sample_texts(int64_t run_id, const std::string& sample_id) const;
+    // Streams (sample_id, prompt_text) of every sample of the run whose prompt
+    // text is stored, in storage order.
+    void for_each_prompt(int64_t run_id,
+                         const std::function<void(const std::string& sample_id, const std::string& prompt)>& fn) const;
     // PRAGMA integrity_check over the whole file (reads every page: seconds
     // per GB). Throws FormatError listing the first problems.
     void check_integrity() const;
 
     struct Impl;  // src/store/store-impl.h
     explicit ResultReader(std::unique_ptr<Impl> impl);
-    Impl& impl() const { return *impl_; }
 
 private:
+    friend struct store_detail::ReaderAccess;  // the store's own files (export)
     std::unique_ptr<Impl> impl_;
 };
 

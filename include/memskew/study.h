@@ -45,6 +45,7 @@
 #include "memskew/engine.h"
 #include "memskew/probe.h"
 #include "memskew/stats.h"
+#include "memskew/study-report.h"
 #include "memskew/train.h"
 
 namespace memskew {
@@ -53,13 +54,6 @@ struct StudyDataset {
     std::string name;
     std::string path;      // resolved against the config file's folder
     DatasetParams params;  // format, fields, template, skip flags (no limit/subset: the study selects)
-};
-
-// n samples of one dataset in an arm's training set.
-struct StudySource {
-    std::string dataset;
-    int64_t n = 0;    // 0: every sample
-    std::string key;  // where the config says so ("arms[1].data[0]"), for messages
 };
 
 struct StudyArm {
@@ -103,43 +97,6 @@ struct StudyParams {
     std::string out_dir;       // overrides the config's [study] out
     bool train = true;         // false: only probe/report what is trained
     bool probe = true;         // false: only train (the report covers what the store holds)
-};
-
-// One checkpoint of one arm, as the store holds it.
-struct StudyPoint {
-    int64_t run_id = 0;
-    int64_t step = 0;
-    int64_t epoch = 0;
-    double train_loss = NAN;  // mean loss over the epoch (train-done.json), else the last logged loss
-    int64_t n_samples = 0;
-    double mean_n_pre = NAN, p99_n_pre = NAN, max_n_pre = NAN;
-    int64_t n_exact = 0;
-};
-
-struct StudyArmResult {
-    std::string name;
-    std::vector<StudySource> sources;
-    int64_t n_train_samples = 0;
-    bool trained_now = false;     // trained (or continued) by this invocation
-    int64_t runs_probed = 0;      // runs probed or continued by this invocation
-    int64_t runs_skipped = 0;     // runs already done in the store
-    std::vector<StudyPoint> points;  // by epoch
-};
-
-struct StudyComparisonResult {
-    std::string a, b;
-    int64_t epoch = 0;
-    int64_t n_shared = 0;
-    double mean_a = NAN, mean_b = NAN, mean_difference = NAN;  // b - a
-    std::optional<stats::WilcoxonResult> wilcoxon;
-    std::string skipped;  // why no test ("all differences are zero", ...)
-};
-
-struct StudySummary {
-    std::string out_dir, store_path, report_path, json_path;
-    std::vector<StudyArmResult> arms;
-    std::vector<StudyComparisonResult> comparisons;  // every epoch both arms reached
-    double seconds = 0.0;
 };
 
 // Progress lines ("arm mix: training", "arm mix: probing checkpoint-150 (3/30)").

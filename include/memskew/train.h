@@ -18,6 +18,7 @@
 #include "memskew/data.h"
 #include "memskew/engine.h"
 #include "memskew/hf-config.h"
+#include "memskew/sft-encoder.h"
 
 namespace memskew {
 
@@ -29,6 +30,8 @@ struct TrainParams {
     std::string data_path;
     DatasetParams data;                // format, template, limit/subset...
     int64_t max_reference_tokens = 0;  // cap L (0: whole reference)
+    TruncatePolicy truncate = TruncatePolicy::kReference;  // samples longer than the context
+    std::optional<TextSplitParams> text_split;  // raw text mode (as for probe)
     bool append_eos = true;            // train the model to stop after the reference
     TrainMode mode = TrainMode::kLora;
     PeftConfig lora;                   // rank, alpha, dropout, target modules
@@ -73,6 +76,7 @@ struct TrainSummary {
     std::vector<EpochRecord> epochs;
     int64_t steps = 0;
     int64_t n_samples = 0;
+    EncodeCounts encode_counts;  // samples cut or left out by the sample encoder
     int64_t tokens = 0;
     double seconds = 0.0;
     bool stopped_by_monitor = false;
@@ -87,6 +91,16 @@ using TrainProgressFn = std::function<void(const TrainProgress&)>;
 // LoRA target that names no module, or parameters out of range.
 TrainSummary train_model(Model& model, const TrainParams& params, const TrainProgressFn& progress = {});
 
+// How training turns samples into ids: the one sample encoder with the same
+// settings the probe uses for the same options, plus EOS after the reference
+// (when append_eos and it fits the context).
+EncodeParams train_encode_params(const TrainParams& params, int64_t max_context);
+// The training set exactly as train_model() feeds it (before shuffling).
+EncodedDataset encode_training_set(const TrainParams& params, const Tokenizer& tok, int64_t max_context);
+
+// The step of a Trainer checkpoint folder name "checkpoint-<step>" (digits
+// only); nullopt for any other name.
+std::optional<int64_t> checkpoint_step_of(const std::string& folder_name);
 // Lists out_dir's checkpoint-<step> folders, by step.
 std::vector<std::string> list_checkpoints(const std::string& out_dir);
 

@@ -16,7 +16,7 @@
 
 #include "analysis/analysis-impl.h"
 #include "memskew/error.h"
-#include "store/store-impl.h"
+#include "util/stopwatch.h"
 
 namespace memskew {
 
@@ -25,19 +25,6 @@ namespace {
 using analysis_detail::PredictorInput;
 using analysis_detail::PredictorSample;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-class Timer {
-public:
-    double lap() {
-        const auto now = std::chrono::steady_clock::now();
-        const double s = std::chrono::duration<double>(now - last_).count();
-        last_ = now;
-        return s;
-    }
-
-private:
-    std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
-};
 
 // " (step S, epoch E)" or "" for a run that is no checkpoint.
 std::string describe_checkpoint_suffix(const RunInfo& r) {
@@ -345,6 +332,8 @@ void stream_tokens(const RunInput& run, const Prepared& p, const AnalyzeParams& 
     }
 }
 
+}  // namespace
+
 // ---- M11 ----------------------------------------------------------------------
 
 bool checkpoint_before(const RunInfo& a, const RunInfo& b) {
@@ -357,14 +346,20 @@ bool checkpoint_before(const RunInfo& a, const RunInfo& b) {
     return key(a) < key(b);
 }
 
-CheckpointSummary summarize_checkpoint(const RunInput& run) {
+std::size_t last_checkpoint_index(const std::vector<RunInfo>& runs) {
+    std::size_t selected = 0;
+    for (std::size_t i = 1; i < runs.size(); ++i)
+        if (checkpoint_before(runs[selected], runs[i])) selected = i;
+    return selected;
+}
+
+CheckpointSummary summarize_checkpoint(const RunInfo& info, const RunColumns& c) {
     CheckpointSummary s;
-    s.run_id = run.info.run_id;
-    s.step = run.info.spec.checkpoint_step;
-    s.epoch = run.info.spec.checkpoint_epoch;
-    s.train_loss = run.info.spec.train_loss;
+    s.run_id = info.run_id;
+    s.step = info.spec.checkpoint_step;
+    s.epoch = info.spec.checkpoint_epoch;
+    s.train_loss = info.spec.train_loss;
     std::vector<double> v;
-    const RunColumns& c = run.columns;
     for (std::size_t i = 0; i < c.size(); ++i) {
         if (c.n_pre[i] < 0) continue;
         v.push_back(static_cast<double>(c.n_pre[i]));
@@ -383,40 +378,50 @@ CheckpointSummary summarize_checkpoint(const RunInput& run) {
     return s;
 }
 
-PairedComparison compare_runs(const RunInput& a, const RunInput& b, std::string relation) {
+PairedComparison compare_checkpoints(const RunInfo& a_info, const RunColumns& a, const RunInfo& b_info,
+                                     const RunColumns& b) {
     PairedComparison pc;
-    pc.run_a = a.info.run_id;
-    pc.run_b = b.info.run_id;
-    pc.relation = std::move(relation);
+    pc.run_a = a_info.run_id;
+    pc.run_b = b_info.run_id;
     std::unordered_map<std::string_view, int64_t> in_a;
-    in_a.reserve(a.columns.size());
-    for (std::size_t i = 0; i < a.columns.size(); ++i)
-        if (a.columns.n_pre[i] >= 0) in_a.emplace(a.columns.sample_id[i], a.columns.n_pre[i]);
+    in_a.reserve(a.size());
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (a.n_pre[i] >= 0) in_a.emplace(a.sample_id[i], a.n_pre[i]);
     std::vector<double> xa, xb;
-    double sum_diff = 0;
-    for (std::size_t i = 0; i < b.columns.size(); ++i) {
-        if (b.columns.n_pre[i] < 0) continue;
-        const auto it = in_a.find(b.columns.sample_id[i]);
+    double sum_a = 0, sum_b = 0;
+    for (std::size_t i = 0; i < b.size(); ++i) {
+        if (b.n_pre[i] < 0) continue;
+        const auto it = in_a.find(b.sample_id[i]);
         if (it == in_a.end()) continue;
         xa.push_back(static_cast<double>(it->second));
-        xb.push_back(static_cast<double>(b.columns.n_pre[i]));
-        sum_diff += xb.back() - xa.back();
+        xb.push_back(static_cast<double>(b.n_pre[i]));
+        sum_a += xa.back();
+        sum_b += xb.back();
     }
     pc.n_shared = static_cast<int64_t>(xa.size());
     if (xa.empty()) {
         pc.skipped = "no shared samples (no sample id with n_pre in both runs)";
         return pc;
     }
-    pc.mean_difference = sum_diff / static_cast<double>(xa.size());
+    const double n = static_cast<double>(xa.size());
+    pc.mean_a = sum_a / n;
+    pc.mean_b = sum_b / n;
+    pc.mean_difference = (sum_b - sum_a) / n;
     if (std::equal(xa.begin(), xa.end(), xb.begin())) {
         pc.skipped = fmt::format("n_pre is equal in both runs on all {} shared samples (no non-zero difference)",
                                  xa.size());
         return pc;
     }
     // x = later run, y = earlier run: z > 0 when n_pre grew.
-    pc.wilcoxon = stats::wilcoxon(xb, xa);
+    try {
+        pc.wilcoxon = stats::wilcoxon(xb, xa);
+    } catch (const Error& e) {
+        pc.skipped = e.message();
+    }
     return pc;
 }
+
+namespace {
 
 TrendSection compute_trends(const std::vector<RunInput>& runs) {
     TrendSection t;
@@ -424,7 +429,7 @@ TrendSection compute_trends(const std::vector<RunInput>& runs) {
     for (const auto& r : runs) order.push_back(&r);
     std::stable_sort(order.begin(), order.end(),
                      [](const RunInput* a, const RunInput* b) { return checkpoint_before(a->info, b->info); });
-    for (const RunInput* r : order) t.checkpoints.push_back(summarize_checkpoint(*r));
+    for (const RunInput* r : order) t.checkpoints.push_back(summarize_checkpoint(r->info, r->columns));
     if (runs.size() < 2) {
         t.skipped = "one run in the store: no checkpoints to compare";
         return t;
@@ -434,10 +439,10 @@ TrendSection compute_trends(const std::vector<RunInput>& runs) {
         for (std::size_t j = i + 1; j < n; ++j) {
             const bool consecutive = j == i + 1, first_last = i == 0 && j == n - 1;
             if (n > 10 && !consecutive && !first_last) continue;
-            t.comparisons.push_back(compare_runs(*order[i], *order[j],
-                                                 consecutive ? "consecutive"
-                                                 : first_last ? "first_vs_last"
-                                                              : "pair"));
+            PairedComparison pc =
+                compare_checkpoints(order[i]->info, order[i]->columns, order[j]->info, order[j]->columns);
+            pc.relation = consecutive ? "consecutive" : first_last ? "first_vs_last" : "pair";
+            t.comparisons.push_back(std::move(pc));
         }
     }
     return t;
@@ -512,7 +517,7 @@ AnalysisResult analyze_runs(const std::vector<RunInput>& runs, std::size_t selec
     if (selected >= runs.size())
         throw InvalidInput(fmt::format("analyze: run index {} out of range ({} runs)", selected, runs.size()));
     const RunInput& run = runs[selected];
-    Timer timer;
+    Stopwatch timer;
     AnalysisResult r;
     r.run = run.info;
     r.n_runs = static_cast<int64_t>(runs.size());
@@ -558,71 +563,6 @@ AnalysisResult analyze_runs(const std::vector<RunInput>& runs, std::size_t selec
     }
     r.seconds["m11"] = timer.lap();
     write_findings(r);
-    return r;
-}
-
-AnalysisResult analyze_store(const std::string& db_path, const AnalyzeParams& params) {
-    Timer timer;
-    ResultReader reader = ResultReader::open(db_path);
-    // The reader memory-maps up to 2 GB of the file. Samples, metrics and token
-    // arrays share pages' neighbourhoods (they are written in one transaction),
-    // so a full pass faults in most of the mapping and it counts as this
-    // process's resident memory (2.1 GB peak at 1M x 64 tokens instead of
-    // ~0.6 GB) for a slightly faster read. Plain reads keep RSS to our own data.
-    with_context(db_path, [&] { reader.impl().db->exec("PRAGMA mmap_size = 0"); });
-    const std::vector<RunInfo> infos = reader.runs();
-    if (infos.empty())
-        throw InvalidInput(fmt::format("{}: the results store holds no runs", db_path),
-                           "was the probe interrupted before it started? run `memskew probe --out` again");
-    std::size_t selected = 0;
-    if (params.run_id) {
-        const RunInfo info = reader.run(*params.run_id);  // InvalidInput listing the ids
-        selected = static_cast<std::size_t>(
-            std::find_if(infos.begin(), infos.end(), [&](const RunInfo& r) { return r.run_id == info.run_id; }) -
-            infos.begin());
-    } else {
-        for (std::size_t i = 1; i < infos.size(); ++i)
-            if (checkpoint_before(infos[selected], infos[i])) selected = i;
-    }
-    std::vector<RunInput> runs(infos.size());
-    for (std::size_t i = 0; i < infos.size(); ++i) {
-        runs[i].info = infos[i];
-        if (i != selected && !params.trends) continue;
-        runs[i].columns = reader.load_columns(infos[i].run_id);
-        if (i != selected) {
-            // M11 needs only sample ids and n_pre of the other runs.
-            runs[i].columns.metric_values.clear();
-            runs[i].columns.metric_names.clear();
-            runs[i].columns.metric_values.shrink_to_fit();
-        }
-    }
-    const double load_seconds = timer.lap();
-    RunInput& run = runs[selected];
-    const int64_t run_id = run.info.run_id;
-    run.tokens = [&reader, run_id](const TokenVisitor& visit) { reader.for_each_tokens(run_id, visit); };
-    if (params.predictors) {
-        // The store API has no prompt-only reader; read the one column here
-        // rather than loading every full record (texts and arrays) at once.
-        std::unordered_map<std::string_view, std::size_t> index;
-        index.reserve(run.columns.size());
-        for (std::size_t i = 0; i < run.columns.size(); ++i) index.emplace(run.columns.sample_id[i], i);
-        run.prompts.assign(run.columns.size(), std::nullopt);
-        with_context(db_path, [&] {
-            store_detail::Statement st(*reader.impl().db,
-                                       "SELECT sample_id, prompt_text FROM samples WHERE run_id = ?");
-            st.bind_int(1, run_id);
-            while (st.step()) {
-                if (st.is_null(1)) continue;
-                const auto it = index.find(st.column_text(0));
-                if (it != index.end()) run.prompts[it->second] = st.column_text(1);
-            }
-        });
-    }
-    const double prompt_seconds = timer.lap();
-    AnalysisResult r = analyze_runs(runs, selected, params);
-    r.store_path = db_path;
-    r.seconds["load"] = load_seconds;
-    r.seconds["load_prompts"] = prompt_seconds;
     return r;
 }
 

@@ -4,6 +4,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <chrono>
 #include <optional>
 #include <random>
@@ -90,6 +91,17 @@ std::string content_hash_id(const Sample& s) {
         buf += s.reference;
     }
     return fmt::format("{:016x}", XXH3_64bits(buf.data(), buf.size()));
+}
+
+std::pair<size_t, size_t> parse_shard(std::string_view text) {
+    const std::string t(text);
+    size_t i = 0, n = 0;
+    char slash = 0, extra = 0;
+    if (std::sscanf(t.c_str(), "%zu%c%zu%c", &i, &slash, &n, &extra) != 3 || slash != '/' || n == 0 || i >= n ||
+        t.find('-') != std::string::npos)
+        throw InvalidInput(fmt::format("shard '{}' is not of the form i/n with 0 <= i < n", t),
+                           "e.g. --shard 0/4 ... --shard 3/4, then `memskew merge`");
+    return {i, n};
 }
 
 size_t shard_of(std::string_view id, size_t n_shards) {

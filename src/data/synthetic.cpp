@@ -8,6 +8,7 @@
 
 #include "memskew/data.h"
 #include "memskew/error.h"
+#include "memskew/file-io.h"
 
 namespace memskew {
 
@@ -103,24 +104,18 @@ size_t write_synthetic_sft(const std::string& path, const SyntheticParams& p) {
         if (u >= 1.0 - p.repeat_fraction) rec.copies = p.repeat_copies;
         for (size_t c = 0; c < rec.copies && records.size() < p.n_samples; ++c) records.push_back(rec);
     }
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary);
-        if (!out) throw IoError(fmt::format("cannot write '{}'", path));
-        for (size_t k = 0; k < records.size(); ++k) {
-            const Record& rec = records[k];
-            nlohmann::json j = {{"id", fmt::format("s{:04d}", k)},
-                                {"kind", rec.kind},
-                                {"question", rec.question},
-                                {"answer", rec.answer},
-                                {"canary", rec.canary},
-                                {"copies", rec.copies}};
-            out << j.dump() << "\n";
-        }
-        out.close();
-        if (!out) throw IoError(fmt::format("error writing '{}'", path));
+    std::string text;
+    for (size_t k = 0; k < records.size(); ++k) {
+        const Record& rec = records[k];
+        nlohmann::json j = {{"id", fmt::format("s{:04d}", k)},
+                            {"kind", rec.kind},
+                            {"question", rec.question},
+                            {"answer", rec.answer},
+                            {"canary", rec.canary},
+                            {"copies", rec.copies}};
+        text += j.dump() + "\n";
     }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) throw IoError(fmt::format("cannot write '{}'", path));
+    write_text_file_atomic(path, text);
     return records.size();
 }
 

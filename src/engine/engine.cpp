@@ -103,26 +103,16 @@ PaddedBatch pad_right(const std::vector<std::vector<int32_t>>& seqs) {
     return {ids, pos};
 }
 
-// log p^T of `targets` after temperature, top-k and top-p, as Hugging Face's
-// logits warpers apply them (top-k keeps ties with the k-th value; top-p keeps
-// the smallest set of most probable tokens whose mass reaches top_p).
-torch::Tensor sampling_logprobs(const torch::Tensor& logits, const torch::Tensor& targets, const SamplingSpec& s) {
-    auto z = logits / s.temperature;  // [C, V]
-    const double neg_inf = -std::numeric_limits<double>::infinity();
-    if (s.top_k > 0 && s.top_k < z.size(1)) {
-        auto kth = std::get<0>(torch::topk(z, s.top_k, -1)).narrow(1, s.top_k - 1, 1);  // [C, 1]
-        z = z.masked_fill(z < kth, neg_inf);
-    }
-    if (s.top_p < 1.0) {
-        auto sorted = torch::sort(z, -1, /*descending=*/false);
-        auto sorted_z = std::get<0>(sorted), sorted_idx = std::get<1>(sorted);
-        auto cum = torch::softmax(sorted_z, -1).cumsum(-1);
-        auto remove_sorted = cum <= (1.0 - s.top_p);
-        remove_sorted.narrow(1, z.size(1) - 1, 1).fill_(false);  // keep at least the most probable token
-        auto remove = torch::zeros_like(remove_sorted).scatter(1, sorted_idx, remove_sorted);
-        z = z.masked_fill(remove, neg_inf);
-    }
-    return torch::log_softmax(z, -1).gather(1, targets.unsqueeze(1)).squeeze(1);
+// log p^T of each row's target under the sampling transform (the one rule,
+// memskew/sampling.h), written at [offset, offset + n). logits: [n, V] fp32.
+void sampling_rows(const torch::Tensor& logits, const int64_t* targets, int64_t offset, const SamplingParams& s,
+                   std::vector<float>& out) {
+    const int64_t n = logits.size(0), V = logits.size(1);
+    const float* base = logits.data_ptr<float>();
+    at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i)
+            out[offset + i] = static_cast<float>(sampling_logprob(base + i * V, static_cast<size_t>(V), targets[i], s));
+    });
 }
 
 template <typename T>
@@ -174,14 +164,11 @@ Engine::~Engine() = default;
 std::vector<TokenScores> Engine::score(const std::vector<ScoreRequest>& batch, const ScoreParams& params) {
     if (batch.empty()) return {};
     c10::InferenceMode guard;
-    auto& net = *model_->impl().net;
+    auto& net = *model_impl(*model_).net;
     const ModelConfig& cfg = model_->config();
-    if (params.sampling) {
-        if (!(params.sampling->temperature > 0))
-            throw InvalidInput(fmt::format("sampling temperature must be positive, got {}", params.sampling->temperature));
-        if (!(params.sampling->top_p > 0 && params.sampling->top_p <= 1))
-            throw InvalidInput(fmt::format("top-p must be in (0, 1], got {}", params.sampling->top_p));
-    }
+    if (params.sampling) check_sampling_params(*params.sampling);
+    // The identity transform's log p^T is the log-probability row_stats computes.
+    const bool sampling_rows_needed = params.sampling && !is_identity(*params.sampling);
     // Input: prompt ‖ reference without its last token; position P-1+j predicts r_j.
     std::vector<std::vector<int32_t>> seqs;
     std::vector<int64_t> targets, row_owner;
@@ -226,7 +213,6 @@ std::vector<TokenScores> Engine::score(const std::vector<ScoreRequest>& batch, c
     auto h_flat = h.reshape({B * Tk, cfg.dim});                                 // [B*Tk, D]
     const int64_t N = static_cast<int64_t>(rows.size());
     auto rows_t = torch::tensor(rows, torch::kLong);
-    auto targets_t = torch::tensor(targets, torch::kLong);
 
     std::vector<int64_t> argmax_v(N), rank_v(N);
     std::vector<float> logprob_v(N), entropy_v(N), top1_v(N), var_v(N), samp_v(params.sampling ? N : 0);
@@ -235,11 +221,8 @@ std::vector<TokenScores> Engine::score(const std::vector<ScoreRequest>& batch, c
         const int64_t n = std::min(C, N - start);
         auto logits = net.project(h_flat.index_select(0, rows_t.narrow(0, start, n))).contiguous();  // [C, V]
         row_stats(logits, targets.data() + start, start, argmax_v, logprob_v, rank_v, entropy_v, top1_v, var_v);
-        if (params.sampling) {
-            auto tgt = targets_t.narrow(0, start, n);
-            auto samp = sampling_logprobs(logits.to(torch::kFloat), tgt, *params.sampling).contiguous();
-            std::copy(samp.data_ptr<float>(), samp.data_ptr<float>() + n, samp_v.begin() + start);
-        }
+        if (sampling_rows_needed)
+            sampling_rows(logits.to(torch::kFloat).contiguous(), targets.data() + start, start, *params.sampling, samp_v);
     }
 
     std::vector<TokenScores> out(batch.size());
@@ -255,7 +238,7 @@ std::vector<TokenScores> Engine::score(const std::vector<ScoreRequest>& batch, c
             s.top1_prob.push_back(top1_v[k]);
             s.mean_logp.push_back(-entropy_v[k]);
             s.var_logp.push_back(var_v[k]);
-            if (params.sampling) s.logprob_sampling.push_back(samp_v[k]);
+            if (params.sampling) s.logprob_sampling.push_back(sampling_rows_needed ? samp_v[k] : logprob_v[k]);
         }
         s.n_pre = prefix_match_length(s.argmax, batch[b].reference);
     }
@@ -265,7 +248,7 @@ std::vector<TokenScores> Engine::score(const std::vector<ScoreRequest>& batch, c
 std::vector<std::vector<float>> Engine::last_logits(const std::vector<std::vector<int32_t>>& batch) {
     if (batch.empty()) return {};
     c10::InferenceMode guard;
-    auto& net = *model_->impl().net;
+    auto& net = *model_impl(*model_).net;
     const ModelConfig& cfg = model_->config();
     std::vector<int64_t> rows;
     for (size_t b = 0; b < batch.size(); ++b) {
@@ -292,7 +275,7 @@ std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>&
     std::vector<GenerateResult> results(batch.size());
     if (batch.empty()) return results;
     c10::InferenceMode guard;
-    auto& net = *model_->impl().net;
+    auto& net = *model_impl(*model_).net;
     const ModelConfig& cfg = model_->config();
     const int32_t eos = model_->tokenizer().eos();
     int64_t capacity = 1;

@@ -6,14 +6,12 @@
 #include <functional>
 #include <limits>
 
+#include "memskew/sampling.h"
 #include "metrics/metrics-util.h"
 
 namespace memskew {
-namespace {
 
-constexpr double kInf = std::numeric_limits<double>::infinity();
-
-void check_params(const SamplingParams& params) {
+void check_sampling_params(const SamplingParams& params) {
     if (!(params.temperature > 0.0) || !std::isfinite(params.temperature)) {
         throw InvalidInput(fmt::format("temperature {} must be > 0 and finite", params.temperature),
                            "temperature 0 is greedy decoding: use the match flags (n_pre) instead");
@@ -26,10 +24,14 @@ void check_params(const SamplingParams& params) {
     }
 }
 
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
 template <typename T>
 double sampling_logprob_impl(const T* logits, std::size_t n_vocab, int64_t target,
                              const SamplingParams& params) {
-    check_params(params);
+    check_sampling_params(params);
     if (n_vocab == 0) throw InvalidInput("logits vector is empty");
     if (target < 0 || static_cast<std::size_t>(target) >= n_vocab) {
         throw InvalidInput(

@@ -62,4 +62,41 @@ int64_t ModelConfig::n_params() const {
     return total;
 }
 
+ModelConfig parse_init_config(const std::string& spec) {
+    ModelConfig c;
+    c.name = "memskew-from-scratch";
+    auto bad = [&](const std::string& what) {
+        throw InvalidInput(fmt::format("init '{}': {}", spec, what),
+                           "keys: dim, layers, heads, kv_heads, ffn, ctx, arch, e.g. "
+                           "\"dim=64,layers=2,heads=4,ffn=128,ctx=256\"");
+    };
+    size_t begin = 0;
+    while (begin <= spec.size()) {
+        size_t end = spec.find(',', begin);
+        if (end == std::string::npos) end = spec.size();
+        const std::string kv = spec.substr(begin, end - begin);
+        begin = end + 1;
+        if (kv.empty()) continue;
+        const auto eq = kv.find('=');
+        if (eq == std::string::npos) bad(fmt::format("'{}' is not key=value", kv));
+        const std::string k = kv.substr(0, eq), v = kv.substr(eq + 1);
+        auto num = [&] {
+            if (v.empty() || v.size() > 18 || v.find_first_not_of("0123456789") != std::string::npos)
+                bad(fmt::format("{} must be a non-negative integer, got '{}'", k, v));
+            return static_cast<int64_t>(std::stoll(v));
+        };
+        if (k == "dim") c.dim = num();
+        else if (k == "layers") c.n_layers = num();
+        else if (k == "heads") c.n_heads = num();
+        else if (k == "kv_heads") c.n_kv_heads = num();
+        else if (k == "ffn") c.ffn_dim = num();
+        else if (k == "ctx") c.max_ctx = num();
+        else if (k == "arch") c.arch = v;
+        else bad(fmt::format("unknown key '{}'", k));
+    }
+    if (c.n_kv_heads == 0) c.n_kv_heads = c.n_heads;
+    if (c.ffn_dim == 0) c.ffn_dim = 4 * c.dim;
+    return c;
+}
+
 }  // namespace memskew

@@ -14,6 +14,7 @@
 #include <set>
 
 #include "memskew/error.h"
+#include "memskew/file-io.h"
 #include "memskew/safetensors.h"
 #include "model/model-impl.h"
 
@@ -117,7 +118,7 @@ std::vector<std::pair<std::string, std::shared_ptr<torch::nn::Module>>> modules_
     return out;
 }
 
-CausalLmImpl& net_of(const Model& model) { return *model.impl().net; }
+CausalLmImpl& net_of(const Model& model) { return *model_impl(model).net; }
 
 void check_no_adapter(CausalLmImpl& net) {
     if (auto st = find_state(net)) {
@@ -142,16 +143,6 @@ torch::Tensor tensor_from(const SafetensorsFile& f, const SafetensorsTensorInfo&
     auto t = torch::empty(info.shape, torch::kFloat);
     f.read_float_into(info, t.data_ptr<float>());
     return t;
-}
-
-void hash_file(XXH3_state_t* state, const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw IoError(fmt::format("cannot read '{}'", path));
-    std::vector<char> buf(1 << 20);
-    while (in) {
-        in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-        XXH3_64bits_update(state, buf.data(), static_cast<size_t>(in.gcount()));
-    }
 }
 
 std::string adapter_folder(const std::string& path) {
@@ -528,19 +519,8 @@ void save_adapter(const Model& model, const std::string& folder, const PeftConfi
 
 std::string adapter_fingerprint(const std::string& path) {
     const std::string folder = adapter_folder(path);
-    XXH3_state_t* state = XXH3_createState();
-    XXH3_64bits_reset(state);
-    try {
-        hash_file(state, (fs::path(folder) / "adapter_config.json").string());
-        XXH3_64bits_update(state, "\0", 1);
-        hash_file(state, (fs::path(folder) / "adapter_model.safetensors").string());
-    } catch (...) {
-        XXH3_freeState(state);
-        throw;
-    }
-    const auto h = XXH3_64bits_digest(state);
-    XXH3_freeState(state);
-    return fmt::format("{:016x}", h);
+    return file_content_hash({(fs::path(folder) / "adapter_config.json").string(),
+                              (fs::path(folder) / "adapter_model.safetensors").string()});
 }
 
 }  // namespace memskew

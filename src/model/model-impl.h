@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-#include "memskew/engine.h"
+#include "memskew/model.h"
 #include "memskew/tokenizer.h"
 #include "model/causal-lm.h"
 
@@ -18,6 +18,13 @@ struct Model::Impl {
     DType dtype = DType::kF32;
     std::string path;
 };
+
+// The LibTorch side of a Model, for the library's own files and its tests
+// (the public header has no accessor).
+struct ModelAccess {
+    static Model::Impl& of(const Model& m) { return *m.impl_; }
+};
+inline Model::Impl& model_impl(const Model& m) { return ModelAccess::of(m); }
 
 torch::Dtype torch_dtype(DType d);
 

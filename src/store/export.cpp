@@ -54,7 +54,7 @@ ExportFormat parse_export_format(std::string_view name) {
 }
 
 int64_t export_run(const ResultReader& reader, const ExportParams& params, std::ostream& out) {
-    const Db& db = *reader.impl().db;
+    const Db& db = ReaderAccess::db(reader);
     std::vector<RunInfo> runs;
     if (params.run_id)
         runs.push_back(reader.run(*params.run_id));

@@ -64,14 +64,45 @@ ResultReader::ResultReader(ResultReader&&) noexcept = default;
 ResultReader& ResultReader::operator=(ResultReader&&) noexcept = default;
 ResultReader::~ResultReader() = default;
 
-ResultReader ResultReader::open(const std::string& db_path) {
+ResultReader ResultReader::open(const std::string& db_path, bool memory_map) {
     auto impl = std::make_unique<Impl>();
     impl->db = open_store_for_read(db_path);
     // Loading a whole run reads every page of two tables once; a larger page
     // cache helps index look-ups (load_samples, load_tokens).
     // Memory-mapped reads skip a pread copy per page (~15% of a full load).
-    impl->db->exec("PRAGMA cache_size = -65536; PRAGMA mmap_size = 2147418112");
+    impl->db->exec(memory_map ? "PRAGMA cache_size = -65536; PRAGMA mmap_size = 2147418112"
+                              : "PRAGMA cache_size = -65536; PRAGMA mmap_size = 0");
     return ResultReader(std::move(impl));
+}
+
+std::optional<SampleRecord> ResultReader::load_sample_texts(int64_t run_id, const std::string& sample_id) const {
+    Statement st(*impl_->db,
+                 "SELECT prompt_tokens, reference_tokens, truncated, prompt_text, reference_text, generated_text, "
+                 "sample_index FROM samples WHERE run_id = ? AND sample_id = ?");
+    st.bind_int(1, run_id);
+    st.bind_text(2, sample_id);
+    if (!st.step()) return std::nullopt;
+    SampleRecord r;
+    r.sample_id = sample_id;
+    r.prompt_tokens = st.column_int(0);
+    r.reference_tokens = st.column_int(1);
+    r.truncated = st.column_int(2) != 0;
+    if (!st.is_null(3)) r.prompt_text = st.column_text(3);
+    if (!st.is_null(4)) r.reference_text = st.column_text(4);
+    if (!st.is_null(5)) r.generated_text = st.column_text(5);
+    r.sample_index = st.column_int(6);
+    return r;
+}
+
+void ResultReader::for_each_prompt(
+    int64_t run_id, const std::function<void(const std::string& sample_id, const std::string& prompt)>& fn) const {
+    impl_->require_run(run_id);
+    Statement st(*impl_->db, "SELECT sample_id, prompt_text FROM samples WHERE run_id = ?");
+    st.bind_int(1, run_id);
+    while (st.step()) {
+        if (st.is_null(1)) continue;
+        fn(st.column_text(0), st.column_text(1));
+    }
 }
 
 const std::string& ResultReader::path() const { return impl_->db->path(); }

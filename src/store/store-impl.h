@@ -73,4 +73,12 @@ struct ResultReader::Impl {
     void require_run(int64_t run_id) const;
 };
 
+namespace store_detail {
+// The store's own files reach a reader's database through this; no other
+// layer sends SQL.
+struct ReaderAccess {
+    static const Db& db(const ResultReader& r) { return *r.impl_->db; }
+};
+}  // namespace store_detail
+
 }  // namespace memskew

@@ -23,6 +23,7 @@
 #include <simdjson.h>
 
 #include "memskew/error.h"
+#include "format/json-util.h"
 #include "memskew/hf-config.h"
 #include "memskew/tokenizer.h"
 #include "tokenizer/hf-tokenizer.h"
@@ -40,23 +41,10 @@ using simdjson::dom::element;
 using simdjson::dom::element_type;
 using simdjson::dom::object;
 using namespace detail::hf;
-
-const char* type_name(const element& e) {
-    switch (e.type()) {
-        case element_type::ARRAY: return "an array";
-        case element_type::OBJECT: return "an object";
-        case element_type::INT64:
-        case element_type::UINT64: return "an integer";
-        case element_type::DOUBLE: return "a number";
-        case element_type::STRING: return "a string";
-        case element_type::BOOL: return "a boolean";
-        case element_type::NULL_VALUE: return "null";
-    }
-    return "a value";
-}
+using format::json_type_name;
 
 [[noreturn]] void wrong_type(const element& e, const std::string& path, const char* expected) {
-    throw FormatError(fmt::format("tokenizer.json: {} must be {}, not {}", path, expected, type_name(e)));
+    throw FormatError(fmt::format("tokenizer.json: {} must be {}, not {}", path, expected, json_type_name(e)));
 }
 
 [[noreturn]] void unsupported(const std::string& what, const std::string& type, const std::string& path,

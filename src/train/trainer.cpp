@@ -36,24 +36,41 @@ LrSchedule parse_lr_schedule(const std::string& name) {
     throw InvalidInput(fmt::format("unknown learning-rate schedule '{}'", name), "use cosine, linear or constant");
 }
 
+std::optional<int64_t> checkpoint_step_of(const std::string& folder_name) {
+    static constexpr std::string_view kPrefix = "checkpoint-";
+    if (folder_name.size() <= kPrefix.size() || folder_name.compare(0, kPrefix.size(), kPrefix) != 0) return std::nullopt;
+    const std::string digits = folder_name.substr(kPrefix.size());
+    if (digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    return std::stoll(digits);
+}
+
 std::vector<std::string> list_checkpoints(const std::string& out_dir) {
     std::vector<std::pair<int64_t, std::string>> found;
     std::error_code ec;
     if (!fs::is_directory(out_dir, ec)) return {};
-    for (const auto& e : fs::directory_iterator(out_dir)) {
-        const std::string name = e.path().filename().string();
-        if (!e.is_directory() || name.rfind("checkpoint-", 0) != 0) continue;
-        try {
-            size_t used = 0;
-            const int64_t step = std::stoll(name.substr(11), &used);
-            if (used == name.size() - 11) found.emplace_back(step, e.path().string());
-        } catch (const std::exception&) {
-        }
+    for (const auto& e : fs::directory_iterator(out_dir, ec)) {
+        if (!e.is_directory(ec)) continue;
+        if (const auto step = checkpoint_step_of(e.path().filename().string())) found.emplace_back(*step, e.path().string());
     }
     std::sort(found.begin(), found.end());
     std::vector<std::string> out;
     for (auto& f : found) out.push_back(std::move(f.second));
     return out;
+}
+
+EncodeParams train_encode_params(const TrainParams& p, int64_t max_context) {
+    EncodeParams e;
+    e.max_context = max_context;
+    e.max_reference_tokens = p.max_reference_tokens;
+    e.truncate = p.truncate;
+    e.text_split = p.text_split;
+    e.skip_empty = p.data.skip_empty_reference;
+    e.append_eos = p.append_eos;
+    return e;
+}
+
+EncodedDataset encode_training_set(const TrainParams& p, const Tokenizer& tok, int64_t max_context) {
+    return encode_sft_dataset(load_dataset(p.data_path, p.data), tok, train_encode_params(p, max_context), p.data_path);
 }
 
 namespace {
@@ -62,6 +79,22 @@ struct Example {
     std::vector<int32_t> prompt, target;  // target: reference (+ EOS)
     size_t n_reference = 0;               // reference tokens without EOS (for the monitor)
 };
+
+std::vector<Example> training_examples(const TrainParams& p, const Tokenizer& tok, int64_t ctx, EncodeCounts& counts) {
+    const EncodedDataset enc = encode_training_set(p, tok, ctx);
+    counts = enc.counts;
+    std::vector<Example> out;
+    out.reserve(enc.items.size());
+    for (const EncodedSample& s : enc.items) {
+        Example e;
+        e.prompt = s.prompt;
+        e.target = s.reference;
+        e.n_reference = s.reference.size();
+        if (s.eos) e.target.push_back(tok.eos());
+        out.push_back(std::move(e));
+    }
+    return out;
+}
 
 // Hugging Face's schedules (get_{cosine,linear,constant}_schedule_with_warmup),
 // evaluated at the number of optimizer steps already taken.
@@ -266,33 +299,14 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
         throw InvalidInput("epochs, batch size and gradient accumulation must be positive");
     if (!(p.lr > 0)) throw InvalidInput(fmt::format("learning rate must be positive, got {}", p.lr));
     if (p.out_dir.empty()) throw InvalidInput("no output folder for checkpoints", "pass --out DIR");
-    auto& net = *model.impl().net;
+    auto& net = *model_impl(model).net;
     const Tokenizer& tok = model.tokenizer();
     const int64_t ctx = model.config().max_ctx;
 
-    // Data.
-    Dataset ds = load_dataset(p.data_path, p.data);
-    std::vector<Example> examples;
-    for (const Sample& s : ds.samples) {
-        Example e;
-        e.prompt = tok.encode(s.prompt, true);
-        if (e.prompt.empty() && tok.bos() >= 0) e.prompt.push_back(tok.bos());
-        e.target = tok.encode(s.reference, false);
-        if (p.max_reference_tokens > 0 && static_cast<int64_t>(e.target.size()) > p.max_reference_tokens)
-            e.target.resize(p.max_reference_tokens);
-        e.n_reference = e.target.size();
-        if (p.append_eos && tok.eos() >= 0) e.target.push_back(tok.eos());
-        const int64_t room = ctx - static_cast<int64_t>(e.prompt.size()) + 1;
-        if (e.prompt.empty() || e.n_reference == 0 || room < 2) continue;
-        if (static_cast<int64_t>(e.target.size()) > room) {
-            e.target.resize(room);
-            e.n_reference = std::min<size_t>(e.n_reference, room);
-        }
-        examples.push_back(std::move(e));
-    }
-    if (examples.empty())
-        throw InvalidInput(fmt::format("{}: no usable training samples (all empty or longer than the context)",
-                                       p.data_path));
+    // Data: the one sample encoder, as the probe uses it.
+    EncodeCounts encode_counts;
+    const std::vector<Example> examples =
+        training_examples(p, tok, ctx, encode_counts);
 
     // What trains.
     const nlohmann::json settings = trajectory_settings(p, model, examples);
@@ -321,7 +335,7 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
         if (!checkpoints.empty()) {
             // Keep the thread count the caller chose (Model::load sets it; 0 would mean all cores).
             auto saved = Model::load(checkpoints.back(), {model.dtype(), at::get_num_threads()});
-            auto src = saved->impl().net->named_parameters();
+            auto src = model_impl(*saved).net->named_parameters();
             torch::NoGradGuard ng;
             for (auto& item : net.named_parameters()) item.value().copy_(src[item.key()]);
         }
@@ -369,6 +383,7 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
     // Monitor subset: fixed for the whole run.
     TrainSummary summary;
     summary.n_samples = static_cast<int64_t>(examples.size());
+    summary.encode_counts = encode_counts;
     std::vector<size_t> monitor_subset;
     if (p.monitor) {
         const int64_t M = static_cast<int64_t>(examples.size());

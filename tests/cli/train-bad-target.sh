@@ -7,5 +7,5 @@ printf '{"question": "What is A?", "answer": "A is a letter."}\n' > "$TMP/qa.jso
 long=$(printf 'x%.0s' $(seq 1 400))
 printf '{"question": "%s", "answer": "yes"}\n' "$long" > "$TMP/long.jsonl"
 "$MEMSKEW" train -m "$TINY" -d "$TMP/long.jsonl" -o "$TMP/o1" -q 2> "$TMP/err"
-[ $? = 3 ] && grep -q "long.jsonl: no usable training samples" "$TMP/err" || { cat "$TMP/err" >&2; exit 9; }
+[ $? = 3 ] && grep -q "long.jsonl: no sample is left to use" "$TMP/err" || { cat "$TMP/err" >&2; exit 9; }
 "$MEMSKEW" train -m "$TINY" -d "$TMP/qa.jsonl" -o "$TMP/out" -q --lora-targets q_proj,qkv_proj

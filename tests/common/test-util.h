@@ -3,9 +3,33 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <string>
+#include <vector>
+
+#include "memskew/error.h"
 
 namespace memskew::test {
+
+// Runs fn and checks it throws exactly E (a memskew::Error) whose message
+// holds every fragment (and whose hint holds hint_fragment, when given).
+template <typename E>
+void expect_error(const std::function<void()>& fn, const std::vector<std::string>& fragments,
+                  const std::string& hint_fragment = {}) {
+    try {
+        fn();
+        ADD_FAILURE() << "no exception; expected one containing '" << (fragments.empty() ? "" : fragments[0]) << "'";
+    } catch (const E& e) {
+        for (const std::string& f : fragments) {
+            EXPECT_NE(e.message().find(f), std::string::npos) << "message: " << e.message() << "\nmissing: " << f;
+        }
+        if (!hint_fragment.empty()) {
+            EXPECT_NE(e.hint().find(hint_fragment), std::string::npos) << "hint: " << e.hint();
+        }
+    } catch (const std::exception& e) {
+        ADD_FAILURE() << "wrong exception type: " << e.what();
+    }
+}
 
 // Folder with the shared assets (data/, models/, tokenizers/): the
 // MEMSKEW_SHARED_DIR environment variable, else ../shared next to the source

@@ -110,7 +110,7 @@ TEST(Convert, Stories260KGgufToHfToGguf) {
     EXPECT_EQ(r.hf->tokenizer().decode(g1), tok.decode(g0));
     // save_gguf writes the tokenizer.json vocabulary as it is (no scores, no
     // space prefix); vocab_for_gguf is what it should store (see the report).
-    EXPECT_EQ(Tokenizer::from_vocab(vocab_for_gguf(r.hf->impl()))->decode(g2), tok.decode(g0));
+    EXPECT_EQ(Tokenizer::from_vocab(vocab_for_gguf(model_impl(*r.hf)))->decode(g2), tok.decode(g0));
 }
 
 // A SentencePiece-style tokenizer.json, stored in GGUF form (scores from the
@@ -122,7 +122,7 @@ TEST(Convert, TokenizerJsonToGgufVocabulary) {
     const std::string dir = test::temp_dir() + "/tok2";
     gguf->save_hf(dir);
     auto hf = Model::load(dir);
-    const Vocab v = vocab_for_gguf(hf->impl());
+    const Vocab v = vocab_for_gguf(model_impl(*hf));
     EXPECT_TRUE(v.add_space_prefix);
     ASSERT_EQ(v.scores.size(), v.tokens.size());
     const auto spm = Tokenizer::from_vocab(v);

@@ -43,6 +43,7 @@ namespace memskew {
 namespace {
 
 using Vec = std::vector<double>;
+using test::expect_error;
 
 // ---------------------------------------------------------------------------
 // Naive references
@@ -511,19 +512,6 @@ TEST(HfModels, SaveRefusesNonEmptyFolder) {
 // ---------------------------------------------------------------------------
 // Bad folders
 // ---------------------------------------------------------------------------
-
-template <typename E>
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-    try {
-        fn();
-        ADD_FAILURE() << "no exception; expected one mentioning '" << parts.front() << "'";
-    } catch (const E& e) {
-        for (const auto& p : parts) EXPECT_NE(e.message().find(p), std::string::npos) << "'" << p << "' not in: " << e.message();
-        std::printf("[error] %s\n", e.message().c_str());
-    } catch (const std::exception& e) {
-        ADD_FAILURE() << "wrong exception type: " << e.what();
-    }
-}
 
 ModelConfig small_llama() {
     ModelConfig c;

@@ -76,7 +76,7 @@ struct NaiveLlama {
         if (n.cfg.arch != "llama" || n.cfg.qkv_bias || n.cfg.o_bias || n.cfg.mlp_bias || n.cfg.rotary_pct != 1.0 ||
             !n.cfg.rope_scaling.empty() || n.cfg.hidden_act != "silu")
             throw std::runtime_error("naive reference: unsupported Llama variant " + n.cfg.name);
-        const auto& net = *m.impl().net;
+        const auto& net = *model_impl(m).net;
         n.embed = weight_vector(net, "model.embed_tokens.weight");
         n.norm = weight_vector(net, "model.norm.weight");
         if (!n.cfg.tied_output) n.lm_head = weight_vector(net, "lm_head.weight");
@@ -430,7 +430,7 @@ TEST(LlamaParity, RandomGqaF32) {
     for (bool tied : {true, false}) {
         auto model = tiny_gqa(tied, DType::kF32);
         ASSERT_EQ(model->config().tied_output, tied);
-        ASSERT_EQ(model->impl().net->named_parameters().contains("lm_head.weight"), !tied);
+        ASSERT_EQ(model_impl(*model).net->named_parameters().contains("lm_head.weight"), !tied);
         check_f32(tied ? "tiny-gqa tied" : "tiny-gqa untied", model, test_sequences(*model, 3, {37, 1, 12}));
     }
 }

@@ -49,7 +49,7 @@ PeftConfig lora_config(std::vector<std::string> targets = {"q_proj", "v_proj"}, 
 void randomize_b(Model& model, uint64_t seed, double std = 0.2) {
     torch::manual_seed(seed);
     torch::NoGradGuard no_grad;
-    for (const auto& [name, lin] : linear_modules(*model.impl().net))
+    for (const auto& [name, lin] : linear_modules(*model_impl(model).net))
         if (lin->has_lora()) lin->lora_B->weight.normal_(0.0, std);
 }
 
@@ -118,7 +118,7 @@ TEST(Lora, ParameterNamesAreThoseOfPeft) {
     const auto info = attach_lora(*m, lora_config(), 1, /*trainable=*/true);
     EXPECT_EQ(info.lora_modules.size(), 4u);  // q_proj, v_proj of 2 layers
     std::vector<std::string> trainable;
-    for (const auto& [name, t] : trainable_parameters(*m->impl().net)) trainable.push_back(name);
+    for (const auto& [name, t] : trainable_parameters(*model_impl(*m).net)) trainable.push_back(name);
     EXPECT_EQ(trainable, (std::vector<std::string>{
                              "model.layers.0.self_attn.q_proj.lora_A.weight",
                              "model.layers.0.self_attn.q_proj.lora_B.weight",
@@ -194,7 +194,7 @@ TEST(Lora, SaveLoadRoundTripGivesIdenticalLogits) {
     randomize_b(*m, 12);
     {
         torch::NoGradGuard no_grad;  // a "trained" lm_head
-        auto& net = *m->impl().net;
+        auto& net = *model_impl(*m).net;
         for (auto& item : net.named_parameters())
             if (item.key() == "lm_head.weight") item.value().add_(0.05);
     }
@@ -213,12 +213,12 @@ TEST(Lora, SaveLoadRoundTripGivesIdenticalLogits) {
     EXPECT_EQ(info.fingerprint, adapter_fingerprint(dir));
     EXPECT_EQ(max_diff(want, logits(*fresh)), 0.0);
     // Loaded adapters are frozen; loading for training makes them trainable.
-    EXPECT_TRUE(trainable_parameters(*fresh->impl().net).empty());
+    EXPECT_TRUE(trainable_parameters(*model_impl(*fresh).net).empty());
     EXPECT_NE(error_of([&] { load_adapter(*fresh, dir); }).find("already has an adapter"), std::string::npos);
     unload_adapter(*fresh);
     EXPECT_EQ(max_diff(base, logits(*fresh)), 0.0);  // lm_head restored
     load_adapter(*fresh, dir, AdapterLoadParams{true});
-    EXPECT_EQ(trainable_parameters(*fresh->impl().net).size(), 13u);  // 6 x (A, B) + lm_head
+    EXPECT_EQ(trainable_parameters(*model_impl(*fresh).net).size(), 13u);  // 6 x (A, B) + lm_head
 }
 
 TEST(Lora, AdapterForAnotherBaseModelIsRejected) {

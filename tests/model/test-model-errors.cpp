@@ -13,6 +13,7 @@
 #include "test-util.h"
 
 using namespace memskew;
+using memskew::test::expect_error;
 
 namespace {
 
@@ -50,18 +51,6 @@ size_t after_string(const std::string& bytes, const std::string& s) {
     const size_t at = bytes.find(needle);
     EXPECT_NE(at, std::string::npos) << "string '" << s << "' not found";
     return at + needle.size();
-}
-
-template <typename E>
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-    try {
-        fn();
-        FAIL() << "no exception; expected one mentioning '" << parts.front() << "'";
-    } catch (const E& e) {
-        for (const auto& p : parts) EXPECT_NE(e.message().find(p), std::string::npos) << e.message();
-    } catch (const std::exception& e) {
-        FAIL() << "wrong exception type: " << e.what();
-    }
 }
 
 }  // namespace
@@ -176,6 +165,6 @@ TEST(ModelErrors, BadRequests) {
     expect_error<InvalidInput>([&] { engine.score({{{}, {1, 2}}}); }, {"empty prompt"});
     expect_error<InvalidInput>([&] { engine.score({{{1}, {}}}); }, {"empty reference"});
     expect_error<InvalidInput>([&] { engine.score({{{1}, {5000}}}); }, {"outside the vocabulary"});
-    expect_error<InvalidInput>([&] { engine.score({{{1}, {2}}}, {256, SamplingSpec{0.0, 0, 1.0}}); },
+    expect_error<InvalidInput>([&] { engine.score({{{1}, {2}}}, {256, SamplingParams{0.0, 0, 1.0}}); },
                                {"temperature"});
 }

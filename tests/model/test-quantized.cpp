@@ -85,7 +85,7 @@ TEST(Quantized, WeightsAreTheFileBlocksDequantized) {
         ref->save_gguf(path, type);
         auto g = GgufFile::open(path);
         auto model = Model::load(path);
-        auto params = model->impl().net->named_parameters();
+        auto params = model_impl(*model).net->named_parameters();
         // q_proj rows are permuted in the file (GGUF rotary layout); compare
         // unpermuted tensors: v_proj, the MLP and the embeddings are stored as is.
         for (const std::string hf : {"model.embed_tokens.weight", "model.layers.0.self_attn.v_proj.weight",
@@ -109,12 +109,12 @@ TEST(Quantized, QuantizationErrorWithinHalfAStep) {
     // with code q by |q| * d * 2^-11 <= levels * d * 2^-11.
     const std::string dir = test::temp_dir();
     auto ref = Model::random_llama(tiny(), make_byte_vocab(), 5, {}, 0.3);
-    const auto w = ref->impl().net->named_parameters()["model.layers.1.mlp.up_proj.weight"].contiguous();
+    const auto w = model_impl(*ref).net->named_parameters()["model.layers.1.mlp.up_proj.weight"].contiguous();
     for (auto [type, levels] : {std::pair{GgmlType::kQ8_0, 127.0}, std::pair{GgmlType::kQ4_0, 8.0}}) {
         const std::string path = dir + "/t.gguf";
         ref->save_gguf(path, type);
         auto model = Model::load(path);
-        const auto q = model->impl().net->named_parameters()["model.layers.1.mlp.up_proj.weight"].contiguous();
+        const auto q = model_impl(*model).net->named_parameters()["model.layers.1.mlp.up_proj.weight"].contiguous();
         const float* a = w.data_ptr<float>();
         const float* b = q.data_ptr<float>();
         for (int64_t blk = 0; blk < w.numel() / 32; ++blk) {

@@ -159,10 +159,44 @@ TEST(Study, TinyStudyEndToEndAndResume) {
     EXPECT_EQ(from_b, 10);
 
     // The composition test: one per epoch, on the 30 shared samples.
+    // Its figures against the store, paired by hand here: the means over the
+    // shared ids and the count of non-zero differences the test ranks.
     ASSERT_EQ(s.comparisons.size(), 2u);
-    for (const auto& c : s.comparisons) {
-        EXPECT_EQ(c.n_shared, 30);
-        EXPECT_TRUE(c.wilcoxon || !c.skipped.empty());
+    {
+        const ResultReader reader = ResultReader::open(dir + "/out/study.db");
+        for (const auto& c : s.comparisons) {
+            EXPECT_EQ(c.n_shared, 30);
+            std::map<std::string, int64_t> a_npre, b_npre;
+            for (const auto& r : runs) {
+                if (r.spec.checkpoint_epoch != c.epoch) continue;
+                const std::string label = r.spec.options.value("run_label", "");
+                const RunColumns cols = reader.load_columns(r.run_id);
+                for (size_t i = 0; i < cols.size(); ++i) (label == c.a ? a_npre : b_npre)[cols.sample_id[i]] = cols.n_pre[i];
+            }
+            double sum_a = 0, sum_b = 0;
+            int64_t shared = 0, non_zero = 0;
+            for (const auto& [id, va] : a_npre) {
+                const auto it = b_npre.find(id);
+                if (it == b_npre.end()) continue;
+                ++shared;
+                sum_a += static_cast<double>(va);
+                sum_b += static_cast<double>(it->second);
+                non_zero += it->second != va;
+            }
+            ASSERT_EQ(shared, 30);
+            EXPECT_NEAR(c.mean_a, sum_a / 30, 1e-12);
+            EXPECT_NEAR(c.mean_b, sum_b / 30, 1e-12);
+            EXPECT_NEAR(c.mean_difference, (sum_b - sum_a) / 30, 1e-12);
+            if (non_zero == 0) {
+                EXPECT_FALSE(c.wilcoxon);
+                EXPECT_NE(c.skipped.find("equal"), std::string::npos) << c.skipped;
+            } else {
+                ASSERT_TRUE(c.wilcoxon) << c.skipped;
+                EXPECT_EQ(static_cast<int64_t>(c.wilcoxon->n), non_zero);
+                EXPECT_GE(c.wilcoxon->p_value, 0.0);
+                EXPECT_LE(c.wilcoxon->p_value, 1.0);
+            }
+        }
     }
 
     // The report and the JSON.

@@ -79,7 +79,7 @@ TrainParams lora_params(const std::string& data, const std::string& out) {
 
 std::map<std::string, torch::Tensor> snapshot(const Model& m) {
     std::map<std::string, torch::Tensor> out;
-    for (const auto& item : m.impl().net->named_parameters()) out[item.key()] = item.value().detach().clone();
+    for (const auto& item : model_impl(m).net->named_parameters()) out[item.key()] = item.value().detach().clone();
     return out;
 }
 
@@ -247,8 +247,8 @@ TEST(Train, Bf16FullTrainingKeepsFp32MasterWeights) {
     ASSERT_TRUE(fs::exists(master_path));
     std::vector<torch::Tensor> masters;
     torch::load(masters, master_path);
-    const auto params = m->impl().net->parameters();
-    const auto init_params = init->impl().net->parameters();
+    const auto params = model_impl(*m).net->parameters();
+    const auto init_params = model_impl(*init).net->parameters();
     ASSERT_EQ(masters.size(), params.size());
     double max_move = 0;
     for (size_t i = 0; i < masters.size(); ++i) {
@@ -434,7 +434,7 @@ TEST(Train, BadInputGivesClearErrors) {
         f.close();
         auto m = tiny_model();
         const std::string err = error_of([&] { train_model(*m, lora_params(path, dir + "/o1")); });
-        EXPECT_NE(err.find("no usable training samples"), std::string::npos) << err;
+        EXPECT_NE(err.find("no sample is left to use"), std::string::npos) << err;
         EXPECT_NE(err.find("too-long.jsonl"), std::string::npos) << err;
     }
     // An empty file.

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "memskew/analysis.h"
+#include "memskew/pipeline.h"
 #include "memskew/error.h"
 #include "memskew/store.h"
 #include "store/store-impl.h"

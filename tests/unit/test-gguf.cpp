@@ -22,6 +22,7 @@
 
 namespace fs = std::filesystem;
 using namespace memskew;
+using memskew::test::expect_error;
 
 namespace {
 
@@ -71,22 +72,6 @@ std::string write_bytes(const std::string& name, const std::string& bytes) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     return path;
-}
-
-// Runs fn and checks it throws exactly E with every substring in its message.
-template <typename E>
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& substrings) {
-    try {
-        fn();
-        ADD_FAILURE() << "expected an exception, none was thrown";
-    } catch (const E& e) {
-        const std::string msg = e.what();
-        for (const std::string& s : substrings) {
-            EXPECT_NE(msg.find(s), std::string::npos) << "message lacks '" << s << "': " << msg;
-        }
-    } catch (const std::exception& e) {
-        ADD_FAILURE() << "wrong exception type: " << e.what();
-    }
 }
 
 template <typename E>

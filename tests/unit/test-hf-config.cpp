@@ -17,26 +17,9 @@
 
 namespace fs = std::filesystem;
 using namespace memskew;
+using memskew::test::expect_error;
 
 namespace {
-
-template <typename E>
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& fragments,
-                  const std::string& hint_fragment = {}) {
-    try {
-        fn();
-        FAIL() << "no exception; expected one containing '" << fragments.at(0) << "'";
-    } catch (const E& e) {
-        for (const std::string& f : fragments) {
-            EXPECT_NE(e.message().find(f), std::string::npos) << "message: " << e.message() << "\nmissing: " << f;
-        }
-        if (!hint_fragment.empty()) {
-            EXPECT_NE(e.hint().find(hint_fragment), std::string::npos) << "hint: " << e.hint();
-        }
-    } catch (const Error& e) {
-        FAIL() << "wrong exception type: " << e.message();
-    }
-}
 
 const std::string& root() {
     static const std::string dir = memskew::test::temp_dir();

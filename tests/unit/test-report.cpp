@@ -170,12 +170,3 @@ TEST(Report, WriteReportFailsOnBadStream) {
 
 }  // namespace
 
-// Set MEMSKEW_REPORT_DUMP=DIR to keep the fixture pages for a look in a browser.
-TEST(Report, DumpForInspection) {
-    const char* dir = std::getenv("MEMSKEW_REPORT_DUMP");
-    if (!dir) GTEST_SKIP() << "MEMSKEW_REPORT_DUMP not set";
-    const auto f = make_report_fixture(3000, true, 4);
-    std::ofstream(std::string(dir) + "/fixture.html") << render_report(f.result, f.inputs);
-    const auto g = make_report_fixture(300, false, 1);
-    std::ofstream(std::string(dir) + "/fixture-nogen.html") << render_report(g.result, g.inputs);
-}

@@ -23,6 +23,7 @@
 
 namespace fs = std::filesystem;
 using namespace memskew;
+using memskew::test::expect_error;
 
 namespace {
 
@@ -71,25 +72,6 @@ std::string fresh_dir(const std::string& name) {
     fs::remove_all(dir);
     fs::create_directories(dir);
     return dir;
-}
-
-// Runs fn, expecting exception type E whose message contains every fragment.
-template <typename E>
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& fragments,
-                  const std::string& hint_fragment = {}) {
-    try {
-        fn();
-        FAIL() << "no exception; expected one containing '" << fragments.at(0) << "'";
-    } catch (const E& e) {
-        for (const std::string& f : fragments) {
-            EXPECT_NE(e.message().find(f), std::string::npos) << "message: " << e.message() << "\nmissing: " << f;
-        }
-        if (!hint_fragment.empty()) {
-            EXPECT_NE(e.hint().find(hint_fragment), std::string::npos) << "hint: " << e.hint();
-        }
-    } catch (const Error& e) {
-        FAIL() << "wrong exception type (exit code " << static_cast<int>(e.exit_code()) << "): " << e.message();
-    }
 }
 
 // A one-tensor file with the given tensor entry and data size.

@@ -7,7 +7,10 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+
+#include "memskew/sft-encoder.h"
 
 namespace memskew::cli {
 
@@ -35,6 +38,28 @@ struct ModelOptions {
     int threads = 0;
     void add_to(CLI::App* cmd);
 };
+
+// Dataset options every command that reads an SFT dataset shares (train,
+// probe): how records map to samples and how samples become ids. Declared
+// here once, so a model is probed with exactly the mapping it was trained
+// with. The command's own --seed also seeds --sample.
+struct DatasetOptions {
+    std::string data, format = "auto", tmpl = "plain", shard, truncate = "reference";
+    std::string prompt_field, input_field, response_field, messages_field, system_field, id_field = "id";
+    std::string system;
+    size_t limit = 0, sample = 0;
+    int64_t prefix_tokens = 0, suffix_tokens = 0, max_reference = 0;
+    bool skip_bad = false, skip_empty = false, dedupe_ids = false, end_marker = false;
+    void add_to(CLI::App* cmd);
+    // Call from the command's callback: option combinations CLI11 cannot check.
+    void validate() const;
+    // The data layer's parameters (subset seeded by `seed`).
+    DatasetParams dataset_params(uint64_t seed) const;
+    // The sample encoder's settings that these options decide.
+    std::optional<TextSplitParams> text_split() const;
+    TruncatePolicy truncate_policy() const;
+};
+
 }  // namespace memskew::cli
 namespace memskew {
 class Model;

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "memskew/analysis.h"
+#include "memskew/pipeline.h"
 #include "memskew/error.h"
 
 namespace memskew::cli {

@@ -1,4 +1,4 @@
-// `memskew demo`: the README's main command (the work is in src/train/demo.cpp).
+// `memskew demo`: the README's main command (the work is in src/pipeline/demo.cpp).
 #include <fmt/format.h>
 
 #include <cmath>

@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "memskew/engine.h"
 #include "memskew/error.h"
+#include "memskew/sft-encoder.h"
 #include "memskew/tokenizer.h"
 
 namespace memskew::cli {
@@ -19,18 +20,6 @@ std::string continuation_text(const Tokenizer& tok, const std::vector<int32_t>& 
     return tok.decode(generated);
 }
 
-std::vector<int32_t> encode_prompt(const Tokenizer& tok, const std::string* text) {
-    std::vector<int32_t> ids;
-    if (text) ids = tok.encode(*text, /*add_special=*/true);
-    if (ids.empty() || (tok.bos() >= 0 && ids.front() != tok.bos() && tok.vocab().add_bos)) {
-        if (tok.bos() < 0)
-            throw InvalidInput("the prompt is empty and the tokenizer has no BOS token to start from",
-                               "give --prompt");
-        if (ids.empty() || ids.front() != tok.bos()) ids.insert(ids.begin(), tok.bos());
-    }
-    return ids;
-}
-
 void register_generate(CLI::App& app, Action& action) {
     struct Opts {
         ModelOptions model;
@@ -40,6 +29,7 @@ void register_generate(CLI::App& app, Action& action) {
     };
     auto opts = std::make_shared<Opts>();
     auto* cmd = app.add_subcommand("generate", "Greedy (temperature 0) continuation of a prompt, or from BOS");
+    cmd->footer("Example: memskew generate -m model.gguf -p \"Once upon a time\" -n 64");
     opts->model.add_to(cmd);
     cmd->add_option("--prompt,-p", opts->prompt, "Prompt text (default: start from BOS)");
     cmd->add_option("--max-new-tokens,-n", opts->max_new_tokens, "Most tokens to generate")
@@ -52,7 +42,7 @@ void register_generate(CLI::App& app, Action& action) {
             auto model = load_model(opts->model);
             const Tokenizer& tok = model->tokenizer();
             GenerateRequest req;
-            req.prompt = encode_prompt(tok, has_prompt ? &opts->prompt : nullptr);
+            req.prompt = encode_prompt(tok, has_prompt ? opts->prompt : std::string());
             req.max_new_tokens = opts->max_new_tokens;
             GenerateParams params;
             params.stop_at_eos = !opts->ignore_eos;

@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "memskew/analysis.h"
+#include "memskew/pipeline.h"
 #include "memskew/report.h"
 
 namespace memskew::cli {

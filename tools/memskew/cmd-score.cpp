@@ -5,11 +5,10 @@
 #include "cli.h"
 #include "memskew/engine.h"
 #include "memskew/error.h"
+#include "memskew/sft-encoder.h"
 #include "memskew/tokenizer.h"
 
 namespace memskew::cli {
-
-std::vector<int32_t> encode_prompt(const Tokenizer& tok, const std::string* text);
 
 void register_score(CLI::App& app, Action& action) {
     struct Opts {
@@ -20,6 +19,7 @@ void register_score(CLI::App& app, Action& action) {
     auto opts = std::make_shared<Opts>();
     auto* cmd = app.add_subcommand("score",
                                    "Teacher-forced per-token statistics of a reference after a prompt, and n_pre");
+    cmd->footer("Example: memskew score -m model.gguf -p \"Once upon a time\" -r \" there was a girl\" --verify");
     opts->model.add_to(cmd);
     cmd->add_option("--prompt,-p", opts->prompt, "Prompt text (BOS is added as the tokenizer says)")->required();
     cmd->add_option("--reference,-r", opts->reference, "Reference response text")->required();
@@ -30,9 +30,8 @@ void register_score(CLI::App& app, Action& action) {
             auto model = load_model(opts->model);
             const Tokenizer& tok = model->tokenizer();
             ScoreRequest req;
-            req.prompt = encode_prompt(tok, &opts->prompt);
-            req.reference = tok.encode(opts->reference, false);
-            if (req.reference.empty()) throw InvalidInput("the reference encodes to no tokens");
+            req.prompt = encode_prompt(tok, opts->prompt);
+            req.reference = encode_reference(tok, opts->reference);
             Engine engine(model);
             const TokenScores s = engine.score({req}).front();
             const size_t L = req.reference.size();

@@ -21,61 +21,30 @@ std::vector<std::string> split_list(const std::string& s) {
     return out;
 }
 
-// --init CONFIG: "dim=64,layers=2,heads=4,kv_heads=2,ffn=128,ctx=256[,vocab=byte]".
-ModelConfig parse_init(const std::string& spec) {
-    ModelConfig c;
-    c.name = "memskew-from-scratch";
-    for (const auto& kv : split_list(spec)) {
-        const auto eq = kv.find('=');
-        if (eq == std::string::npos) throw InvalidInput(fmt::format("--init: '{}' is not key=value", kv));
-        const std::string k = kv.substr(0, eq), v = kv.substr(eq + 1);
-        auto num = [&] {
-            try {
-                return std::stoll(v);
-            } catch (const std::exception&) {
-                throw InvalidInput(fmt::format("--init: {} must be a number, got '{}'", k, v));
-            }
-        };
-        if (k == "dim") c.dim = num();
-        else if (k == "layers") c.n_layers = num();
-        else if (k == "heads") c.n_heads = num();
-        else if (k == "kv_heads") c.n_kv_heads = num();
-        else if (k == "ffn") c.ffn_dim = num();
-        else if (k == "ctx") c.max_ctx = num();
-        else if (k == "arch") c.arch = v;
-        else throw InvalidInput(fmt::format("--init: unknown key '{}'", k), "keys: dim, layers, heads, kv_heads, ffn, ctx, arch");
-    }
-    if (c.n_kv_heads == 0) c.n_kv_heads = c.n_heads;  // validated with the vocabulary by random_llama
-    return c;
-}
-
 }  // namespace
 
 void register_train(CLI::App& app, Action& action) {
     struct Opts {
         ModelOptions model;
-        std::string init, data, out, format = "auto", tmpl = "plain", mode = "lora", targets = "q_proj,k_proj,v_proj,o_proj",
-                                  schedule = "cosine";
-        size_t limit = 0, sample = 0;
+        DatasetOptions data;
+        std::string init, out, mode = "lora", targets = "q_proj,k_proj,v_proj,o_proj", schedule = "cosine";
         uint64_t seed = 42;
-        int64_t epochs = 3, batch_size = 8, grad_accum = 1, warmup = 0, save_steps = 0, max_reference = 0,
-                lora_r = 8, monitor_samples = 0, stop_max_npre = 0;
+        int64_t epochs = 3, batch_size = 8, grad_accum = 1, warmup = 0, save_steps = 0, lora_r = 8,
+                monitor_samples = 0, stop_max_npre = 0;
         double lr = 2e-4, weight_decay = 0.0, clip = 1.0, lora_alpha = 16, lora_dropout = 0.05;
-        bool resume = false, monitor = false, quiet = false, json = false, skip_bad = false, skip_empty = false;
+        bool resume = false, monitor = false, quiet = false, json = false, no_eos = false;
     };
     auto o = std::make_shared<Opts>();
     auto* cmd = app.add_subcommand("train", "Fine-tune a model (LoRA or full) with a checkpoint per epoch");
+    cmd->footer("Example: memskew train -m model.gguf -d train.jsonl --template alpaca --epochs 3 -o out/");
     cmd->add_option("--model,-m", o->model.model, "Base model (GGUF file or Hugging Face folder)");
     cmd->add_option("--init", o->init, "Train from random initialisation: dim=,layers=,heads=,kv_heads=,ffn=,ctx= "
                                        "(byte-level tokenizer)");
     cmd->add_option("--dtype", o->model.dtype, "f32 or bf16")->check(CLI::IsMember({"f32", "fp32", "bf16", "bfloat16"}));
     cmd->add_option("--threads", o->model.threads, "CPU threads (0: all cores)");
-    cmd->add_option("--data,-d", o->data, "Training dataset")->required();
+    o->data.add_to(cmd);
     cmd->add_option("--out,-o", o->out, "Folder for checkpoint-<step> folders")->required();
-    cmd->add_option("--format", o->format, "Record format (as for probe)");
-    cmd->add_option("--template", o->tmpl, "Prompt template (as for probe)");
-    cmd->add_option("--limit", o->limit, "Train on the first N samples");
-    cmd->add_option("--sample", o->sample, "Train on a random subset of N samples");
+    cmd->add_flag("--no-eos", o->no_eos, "Do not train an EOS token after each reference");
     cmd->add_option("--mode", o->mode, "lora or full")->check(CLI::IsMember({"lora", "full"}));
     cmd->add_option("--lora-r", o->lora_r, "LoRA rank")->check(CLI::PositiveNumber);
     cmd->add_option("--lora-alpha", o->lora_alpha, "LoRA alpha");
@@ -90,34 +59,30 @@ void register_train(CLI::App& app, Action& action) {
     cmd->add_option("--schedule", o->schedule, "cosine, linear or constant")
         ->check(CLI::IsMember({"cosine", "linear", "constant"}));
     cmd->add_option("--max-grad-norm", o->clip, "Gradient clipping (0: off)")->check(CLI::NonNegativeNumber);
-    cmd->add_option("--max-reference-tokens", o->max_reference, "Cap reference length");
     cmd->add_option("--save-steps", o->save_steps, "Also checkpoint every N steps");
     cmd->add_option("--seed", o->seed, "Seed (same seed, same result)");
     cmd->add_flag("--resume", o->resume, "Continue from the last checkpoint in --out");
     cmd->add_flag("--monitor", o->monitor, "Probe a fixed subset every epoch and log max/p99 n_pre");
     cmd->add_option("--monitor-samples", o->monitor_samples, "Monitor subset size (default: METHOD M6's for top-10 at 95%)");
     cmd->add_option("--stop-when-max-npre", o->stop_max_npre, "Stop once the monitored max n_pre reaches N");
-    cmd->add_flag("--skip-bad", o->skip_bad, "Skip malformed records");
-    cmd->add_flag("--skip-empty", o->skip_empty, "Skip samples with an empty reference");
     cmd->add_flag("--quiet,-q", o->quiet, "No progress output");
     cmd->add_flag("--json", o->json, "Print the summary as JSON");
     cmd->callback([&action, o] {
+        o->data.validate();
         if (o->model.model.empty() == o->init.empty())
             throw CLI::ValidationError("give exactly one of --model and --init");
         action = [o] {
             std::shared_ptr<Model> model;
             LoadParams lp{parse_dtype(o->model.dtype), o->model.threads};
-            if (!o->init.empty()) model = Model::random_llama(parse_init(o->init), make_byte_vocab(), o->seed, lp);
+            if (!o->init.empty()) model = Model::random_llama(parse_init_config(o->init), make_byte_vocab(), o->seed, lp);
             else model = Model::load(o->model.model, lp);
             TrainParams p;
-            p.data_path = o->data;
-            if (o->format != "auto") p.data.format = parse_record_format(o->format);
-            p.data.prompt_template = parse_template(o->tmpl);
-            p.data.limit = o->limit;
-            p.data.subset = o->sample;
-            p.data.seed = o->seed;
-            p.data.skip_bad = o->skip_bad;
-            p.data.skip_empty_reference = o->skip_empty;
+            p.data_path = o->data.data;
+            p.data = o->data.dataset_params(o->seed);
+            p.text_split = o->data.text_split();
+            p.truncate = o->data.truncate_policy();
+            p.max_reference_tokens = o->data.max_reference;
+            p.append_eos = !o->no_eos;
             p.mode = o->mode == "full" || !o->init.empty() ? TrainMode::kFull : TrainMode::kLora;
             p.lora.r = o->lora_r;
             p.lora.lora_alpha = o->lora_alpha;
@@ -132,7 +97,6 @@ void register_train(CLI::App& app, Action& action) {
             p.warmup_steps = o->warmup;
             p.schedule = parse_lr_schedule(o->schedule);
             p.max_grad_norm = o->clip;
-            p.max_reference_tokens = o->max_reference;
             p.seed = o->seed;
             p.out_dir = o->out;
             p.save_steps = o->save_steps;

@@ -1,4 +1,4 @@
-#include "util/mapped-file.h"
+#include "format/mapped-file.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>

@@ -1,4 +1,5 @@
 #include "memskew/demo.h"
+#include "memskew/pipeline.h"
 
 #include <fmt/format.h>
 

@@ -15,42 +15,32 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <unordered_set>
 
 #include "memskew/adapter.h"
 #include "memskew/error.h"
+#include "memskew/file-io.h"
 #include "memskew/hf-config.h"
 #include "memskew/store.h"
+#include "memskew/train.h"
 #include "memskew/tokenizer.h"
 
 namespace memskew {
 
 namespace fs = std::filesystem;
 
-TruncatePolicy parse_truncate_policy(const std::string& name) {
-    if (name == "reference") return TruncatePolicy::kReference;
-    if (name == "skip") return TruncatePolicy::kSkip;
-    throw InvalidInput(fmt::format("unknown truncation policy '{}'", name), "use reference or skip");
+EncodeParams probe_encode_params(const ProbeParams& p, int64_t max_context) {
+    EncodeParams e;
+    e.max_context = max_context;
+    e.max_reference_tokens = p.max_reference_tokens;
+    e.truncate = p.truncate;
+    e.text_split = p.text_split;
+    e.skip_empty = p.data.skip_empty_reference;
+    e.append_eos = false;  // n_pre measures the reference itself
+    return e;
 }
 
 namespace {
-
-// xxh3-64 of a file's bytes (streamed), hex.
-std::string file_content_hash(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw IoError(fmt::format("cannot read '{}'", path));
-    XXH3_state_t* state = XXH3_createState();
-    XXH3_64bits_reset(state);
-    std::vector<char> buf(1 << 20);
-    while (in) {
-        in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-        XXH3_64bits_update(state, buf.data(), static_cast<size_t>(in.gcount()));
-    }
-    const auto h = XXH3_64bits_digest(state);
-    XXH3_freeState(state);
-    return fmt::format("{:016x}", h);
-}
 
 // A model file's size+mtime, or for a folder those of every file in it.
 std::string path_fingerprint(const std::string& path) {
@@ -64,12 +54,6 @@ std::string path_fingerprint(const std::string& path) {
     for (const auto& p : parts) joined += p + ";";
     return fmt::format("dir:{:016x}", XXH3_64bits(joined.data(), joined.size()));
 }
-
-struct Item {
-    size_t sample = 0;  // index into the dataset's samples
-    std::vector<int32_t> prompt, reference;
-    bool truncated = false;
-};
 
 nlohmann::json options_json(const ProbeParams& p, const Dataset& ds, const Model& model) {
     nlohmann::json o;
@@ -103,6 +87,10 @@ std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), 
 
 }  // namespace
 
+EncodedDataset encode_probe_set(const ProbeParams& p, const Tokenizer& tok, int64_t max_context) {
+    return encode_sft_dataset(load_dataset(p.data_path, p.data), tok, probe_encode_params(p, max_context), p.data_path);
+}
+
 // --- adapters and checkpoints ---------------------------------------------------
 
 namespace {
@@ -110,19 +98,6 @@ namespace {
 bool has_file(const fs::path& dir, const char* name) {
     std::error_code ec;
     return fs::is_regular_file(dir / name, ec);
-}
-
-// A Trainer checkpoint folder name: "checkpoint-<step>".
-std::optional<int64_t> checkpoint_folder_step(const fs::path& dir) {
-    static const std::regex re("checkpoint-([0-9]+)");
-    std::smatch m;
-    const std::string name = dir.filename().string();
-    if (!std::regex_match(name, m, re)) return std::nullopt;
-    try {
-        return std::stoll(m[1].str());
-    } catch (const std::exception&) {
-        return std::nullopt;
-    }
 }
 
 bool is_full_model_folder(const fs::path& dir) {
@@ -143,7 +118,7 @@ void read_checkpoint_info(const fs::path& dir, ProbeTarget& t) {
                 break;
             }
         }
-    } else if (const auto step = checkpoint_folder_step(dir)) {
+    } else if (const auto step = checkpoint_step_of(dir.filename().string())) {
         t.checkpoint_step = *step;
     }
 }
@@ -189,14 +164,9 @@ std::vector<ProbeTarget> expand_probe_targets(const std::string& model_path, con
                                "pass the folder holding adapter_config.json and adapter_model.safetensors");
         }
         // A Trainer output folder: its checkpoint-<step> folders, by step.
-        std::vector<std::pair<int64_t, fs::path>> checkpoints;
-        for (const auto& e : fs::directory_iterator(dir, ec)) {
-            if (!e.is_directory()) continue;
-            if (const auto step = checkpoint_folder_step(e.path())) checkpoints.emplace_back(*step, e.path());
-        }
+        const std::vector<std::string> checkpoints = list_checkpoints(dir.string());
         if (!checkpoints.empty()) {
-            std::sort(checkpoints.begin(), checkpoints.end());
-            for (const auto& [step, path] : checkpoints) {
+            for (const fs::path path : checkpoints) {
                 auto t = folder_target(model_path, path);
                 if (!t) {
                     throw InvalidInput(
@@ -225,68 +195,18 @@ std::vector<ProbeTarget> expand_probe_targets(const std::string& model_path, con
 
 namespace {
 
-// Tokenized samples of a dataset for one tokenizer, with the counts of what
-// was cut or left out.
+// The dataset's samples as ids for one model (the one sample encoder), with
+// their fed lengths for batch planning.
 struct Prepared {
-    std::vector<Item> items;
+    EncodedDataset encoded;
     std::vector<int64_t> lengths;
-    int64_t n_truncated = 0, n_skipped_long = 0, n_skipped_short = 0;
 };
 
 Prepared prepare_items(const ProbeParams& p, const Dataset& ds, const Model& model) {
-    const Tokenizer& tok = model.tokenizer();
-    const int64_t ctx = model.config().max_ctx;
     Prepared out;
-    auto& items = out.items;
-    items.reserve(ds.samples.size());
-    TextSplitCounts split_counts;
-    // Prompt and reference are encoded separately (as SFT trainers do) and
-    // concatenated: BOS as the tokenizer adds it, none before the reference.
-    for (size_t i = 0; i < ds.samples.size(); ++i) {
-        const Sample& s = ds.samples[i];
-        Item it;
-        it.sample = i;
-        if (p.text_split) {
-            auto split = split_text_tokens(tok.encode(s.text, false), *p.text_split, &split_counts);
-            if (!split) {
-                out.n_skipped_short++;
-                continue;
-            }
-            it.prompt = std::move(split->prompt);
-            it.reference = std::move(split->reference);
-            it.truncated = split->truncated;
-        } else {
-            it.prompt = tok.encode(s.prompt, true);
-            it.reference = tok.encode(s.reference, false);
-        }
-        if (it.prompt.empty()) {
-            if (tok.bos() < 0)
-                throw InvalidInput(fmt::format("{}:{}: sample '{}' has an empty prompt and the tokenizer has no BOS",
-                                               p.data_path, s.line, s.id));
-            it.prompt.push_back(tok.bos());
-        }
-        if (it.reference.empty()) {
-            throw InvalidInput(fmt::format("{}:{}: the reference of sample '{}' encodes to no tokens", p.data_path,
-                                           s.line, s.id),
-                               "use --skip-empty to leave such samples out");
-        }
-        if (p.max_reference_tokens > 0 && static_cast<int64_t>(it.reference.size()) > p.max_reference_tokens)
-            it.reference.resize(p.max_reference_tokens);
-        const int64_t len = static_cast<int64_t>(it.prompt.size() + it.reference.size()) - 1;
-        if (len > ctx) {
-            const int64_t keep = ctx - static_cast<int64_t>(it.prompt.size()) + 1;
-            if (p.truncate == TruncatePolicy::kSkip || keep < 1) {
-                out.n_skipped_long++;
-                continue;
-            }
-            it.reference.resize(keep);
-            it.truncated = true;
-            out.n_truncated++;
-        }
-        items.push_back(std::move(it));
-    }
-    if (items.empty()) throw InvalidInput(fmt::format("{}: no sample fits the model", p.data_path));
-    for (const auto& it : items) out.lengths.push_back(static_cast<int64_t>(it.prompt.size() + it.reference.size()) - 1);
+    out.encoded = encode_sft_dataset(ds, model.tokenizer(), probe_encode_params(p, model.config().max_ctx), p.data_path);
+    // encode_probe_set() is this with the dataset loaded by it.
+    for (const auto& it : out.encoded.items) out.lengths.push_back(it.n_positions());
     return out;
 }
 
@@ -303,16 +223,17 @@ ProbeSummary probe_one(const ProbeParams& p, const Dataset& ds, const Prepared& 
     const auto t0 = std::chrono::steady_clock::now();
     auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
     const Tokenizer& tok = model.tokenizer();
-    const auto& items = prep.items;
+    const auto& items = prep.encoded.items;
     const auto& lengths = prep.lengths;
 
     ProbeSummary summary;
     summary.out_path = p.out_path;
     summary.target = target;
     summary.data_report = ds.report;
-    summary.n_truncated = prep.n_truncated;
-    summary.n_skipped_long = prep.n_skipped_long;
-    summary.n_skipped_short = prep.n_skipped_short;
+    summary.n_truncated = prep.encoded.counts.n_truncated;
+    summary.n_skipped_long = prep.encoded.counts.n_skipped_long;
+    summary.n_skipped_short = prep.encoded.counts.n_skipped_short;
+    summary.n_skipped_empty = prep.encoded.counts.n_skipped_empty;
 
     RunSpec spec;
     spec.model_path = target.model_path;
@@ -355,7 +276,7 @@ ProbeSummary probe_one(const ProbeParams& p, const Dataset& ds, const Prepared& 
     const auto batches = plan_batches(lengths, p.token_budget, p.max_batch_size);
     Engine engine(std::shared_ptr<const Model>(std::shared_ptr<const Model>{}, &model));
     ScoreParams sp;
-    sp.sampling = SamplingSpec{p.sampling.temperature, static_cast<int32_t>(p.sampling.top_k), p.sampling.top_p};
+    sp.sampling = p.sampling;
     int64_t padded = 0, real = 0, sum_n_pre = 0;
     summary.max_n_pre = -1;
     for (const auto& batch : batches) {
@@ -380,7 +301,7 @@ ProbeSummary probe_one(const ProbeParams& p, const Dataset& ds, const Prepared& 
         std::vector<GenerateResult> gens;
         if (p.generate) gens = engine.generate(greq, GenerateParams{true, false});
         for (size_t bi = 0; bi < batch.size(); ++bi) {
-            const Item& it = items[batch[bi]];
+            const EncodedSample& it = items[batch[bi]];
             const Sample& s = ds.samples[it.sample];
             if (opened.done_sample_ids.count(s.id)) continue;
             const TokenScores& sc = scores[bi];

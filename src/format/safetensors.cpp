@@ -22,7 +22,8 @@
 #include <set>
 
 #include "memskew/error.h"
-#include "util/mapped-file.h"
+#include "format/json-util.h"
+#include "format/mapped-file.h"
 #include "memskew/gguf.h"
 
 namespace memskew {
@@ -30,6 +31,8 @@ namespace memskew {
 namespace fs = std::filesystem;
 
 namespace {
+
+using format::json_type_name;
 
 struct DtypeEntry {
     SafetensorsDtype dtype;
@@ -55,20 +58,6 @@ std::string known_dtype_list() {
         s += e.name;
     }
     return s;
-}
-
-const char* json_type_name(const simdjson::dom::element& e) {
-    switch (e.type()) {
-        case simdjson::dom::element_type::ARRAY: return "a list";
-        case simdjson::dom::element_type::OBJECT: return "an object";
-        case simdjson::dom::element_type::INT64:
-        case simdjson::dom::element_type::UINT64: return "an integer";
-        case simdjson::dom::element_type::DOUBLE: return "a number";
-        case simdjson::dom::element_type::STRING: return "a string";
-        case simdjson::dom::element_type::BOOL: return "a boolean";
-        case simdjson::dom::element_type::NULL_VALUE: return "null";
-    }
-    return "an unknown value";
 }
 
 // By value: iterating `e.get_object().value_unsafe()` directly would range

@@ -1,5 +1,6 @@
 // `memskew study`: a declared M11 experiment (include/memskew/study.h).
 #include "memskew/study.h"
+#include "memskew/analysis.h"
 
 #include <fmt/format.h>
 #include <xxhash.h>
@@ -21,7 +22,6 @@
 #include "memskew/hf-config.h"
 #include "memskew/store.h"
 #include "memskew/tokenizer.h"
-#include "report/svg.h"
 
 namespace memskew {
 
@@ -441,50 +441,9 @@ namespace {
 // ---------------------------------------------------------------------------
 // Running
 
-std::vector<std::string> split_list(const std::string& s) {
-    std::vector<std::string> out;
-    std::stringstream ss(s);
-    std::string item;
-    while (std::getline(ss, item, ','))
-        if (!item.empty()) out.push_back(item);
-    return out;
-}
-
-// model.init: "dim=64,layers=2,heads=4,kv_heads=2,ffn=128,ctx=256" (as `memskew train --init`).
+// model.init, as `memskew train --init`, with the key named in errors.
 ModelConfig parse_init(const std::string& file, const std::string& spec) {
-    ModelConfig c;
-    c.name = "memskew-from-scratch";
-    for (const auto& kv : split_list(spec)) {
-        const auto eq = kv.find('=');
-        auto bad = [&](const std::string& what) {
-            throw InvalidInput(fmt::format("{}: key 'model.init': {}", file, what),
-                               "keys: dim, layers, heads, kv_heads, ffn, ctx, arch, e.g. \"dim=64,layers=2,heads=4,ffn=128,ctx=256\"");
-        };
-        if (eq == std::string::npos) bad(fmt::format("'{}' is not key=value", kv));
-        const std::string k = kv.substr(0, eq), v = kv.substr(eq + 1);
-        auto num = [&] {
-            try {
-                size_t used = 0;
-                const int64_t x = std::stoll(v, &used);
-                if (used != v.size()) throw std::invalid_argument(v);
-                return x;
-            } catch (const std::exception&) {
-                bad(fmt::format("{} must be a number, got '{}'", k, v));
-            }
-            return int64_t{0};
-        };
-        if (k == "dim") c.dim = num();
-        else if (k == "layers") c.n_layers = num();
-        else if (k == "heads") c.n_heads = num();
-        else if (k == "kv_heads") c.n_kv_heads = num();
-        else if (k == "ffn") c.ffn_dim = num();
-        else if (k == "ctx") c.max_ctx = num();
-        else if (k == "arch") c.arch = v;
-        else bad(fmt::format("unknown key '{}'", k));
-    }
-    if (c.n_kv_heads == 0) c.n_kv_heads = c.n_heads;
-    if (c.ffn_dim == 0) c.ffn_dim = 4 * c.dim;
-    return c;
+    return with_context(fmt::format("{}: key 'model.init'", file), [&] { return parse_init_config(spec); });
 }
 
 std::string hex64(const std::string& data) { return fmt::format("{:016x}", XXH3_64bits(data.data(), data.size())); }
@@ -521,11 +480,6 @@ nlohmann::json train_json(const TrainParams& t) {
     return j;
 }
 
-std::string sources_text(const std::vector<StudySource>& sources) {
-    std::string s;
-    for (const auto& src : sources) s += fmt::format("{}{} {}", s.empty() ? "" : " + ", src.dataset, src.n);
-    return s;
-}
 
 // The arm's training set as JSONL text (prompt/completion, ids "<dataset>/<id>").
 struct ArmData {
@@ -700,7 +654,7 @@ StudySummary run_study(const StudyConfig& c, const StudyParams& params, const St
                 continue;
             }
             write_text_file_atomic(ap.arm_json, nlohmann::json({{"fingerprint", fingerprint}, {"settings", fp}}).dump(2) + "\n");
-            log(fmt::format("arm {}: training on {} samples ({}), {} epochs{}", arm.name, data.n, sources_text(arm.sources),
+            log(fmt::format("arm {}: training on {} samples ({}), {} epochs{}", arm.name, data.n, study_sources_text(arm.sources),
                             arm.train.epochs, partial ? ", continuing from the last checkpoint" : ""));
             std::shared_ptr<Model> model;
             if (!c.init.empty())
@@ -763,11 +717,7 @@ StudySummary run_study(const StudyConfig& c, const StudyParams& params, const St
             }
             for (size_t i = 0; i < ckpts.size(); ++i) {
                 const std::string name = fs::path(ckpts[i]).filename().string();
-                std::optional<int64_t> step;
-                try {
-                    step = std::stoll(name.substr(11));
-                } catch (const std::exception&) {
-                }
+                const std::optional<int64_t> step = checkpoint_step_of(name);
                 const auto it = step ? stored.find(*step) : stored.end();
                 if (it != stored.end() && it->second.first == RunStatus::kDone && it->second.second) {
                     res.runs_skipped++;
@@ -798,26 +748,8 @@ StudySummary run_study(const StudyConfig& c, const StudyParams& params, const St
     return rep;
 }
 
-// ---------------------------------------------------------------------------
-// The page
-
 namespace {
-
-const char* kColors[] = {"#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f", "#bab0ac"};
-
-std::string num(double v, int digits = 3) {
-    if (!std::isfinite(v)) return "–";
-    return report::format_number(v, digits);
-}
-
-std::string pval(double p) {
-    if (!std::isfinite(p)) return "–";
-    if (p < 1e-4) return fmt::format("{:.2e}", p);
-    return fmt::format("{:.4f}", p);
-}
-
 nlohmann::json jnum(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
-
 }  // namespace
 
 StudySummary write_study_report(const StudyConfig& c, const std::string& out_dir_in) {
@@ -827,9 +759,11 @@ StudySummary write_study_report(const StudyConfig& c, const std::string& out_dir
     sum.store_path = out_dir + "/study.db";
     sum.report_path = out_dir + "/report.html";
     sum.json_path = out_dir + "/study.json";
+    sum.name = c.name;
+    sum.model = c.model_path.empty() ? "from scratch, " + c.init : c.model_path;
 
-    // n_pre per sample of every (arm, epoch) run.
-    std::map<std::string, std::map<int64_t, std::unordered_map<std::string, int64_t>>> npre;
+    // Every (arm, epoch) run's columns; M11's figures come from analysis/.
+    std::map<std::string, std::map<int64_t, std::pair<RunInfo, RunColumns>>> runs;
     std::map<std::string, std::map<int64_t, StudyPoint>> points;
     if (fs::exists(sum.store_path)) {
         const ResultReader reader = ResultReader::open(sum.store_path);
@@ -837,31 +771,21 @@ StudySummary write_study_report(const StudyConfig& c, const std::string& out_dir
             if (!r.spec.options.is_object()) continue;
             const std::string label = r.spec.options.value("run_label", "");
             if (label.empty() || !r.spec.checkpoint_step) continue;
-            const RunColumns cols = reader.load_columns(r.run_id);
+            RunColumns cols = reader.load_columns(r.run_id);
+            const CheckpointSummary cs = summarize_checkpoint(r, cols);
             StudyPoint pt;
             pt.run_id = r.run_id;
             pt.step = *r.spec.checkpoint_step;
             pt.epoch = r.spec.checkpoint_epoch.value_or(0);
             pt.train_loss = r.spec.train_loss.value_or(NAN);
-            std::vector<double> v;
-            std::unordered_map<std::string, int64_t> by_id;
-            for (size_t i = 0; i < cols.size(); ++i) {
-                if (cols.n_pre[i] < 0) continue;
-                v.push_back(static_cast<double>(cols.n_pre[i]));
-                by_id[cols.sample_id[i]] = cols.n_pre[i];
-                pt.n_exact += cols.length[i] >= 0 && cols.n_pre[i] == cols.length[i];
-            }
-            pt.n_samples = static_cast<int64_t>(v.size());
-            if (!v.empty()) {
-                double s = 0;
-                for (double x : v) s += x;
-                pt.mean_n_pre = s / v.size();
-                pt.p99_n_pre = stats::quantile(v, 0.99);
-                pt.max_n_pre = *std::max_element(v.begin(), v.end());
-            }
+            pt.n_samples = cs.n_samples;
+            pt.mean_n_pre = cs.mean;
+            pt.p99_n_pre = cs.p99;
+            pt.max_n_pre = cs.max;
+            pt.n_exact = cs.n_exact;
             // A later run of the same (arm, epoch) replaces an earlier one.
             points[label][pt.epoch] = pt;
-            npre[label][pt.epoch] = std::move(by_id);
+            runs[label][pt.epoch] = {r, std::move(cols)};
         }
     }
 
@@ -869,6 +793,7 @@ StudySummary write_study_report(const StudyConfig& c, const std::string& out_dir
         StudyArmResult res;
         res.name = arm.name;
         res.sources = arm.sources;
+        res.seed = arm.train.seed;
         const ArmPaths ap = arm_paths(out_dir, arm.name);
         const std::string done = read_file_or_empty(ap.done_json);
         if (!done.empty()) {
@@ -888,40 +813,21 @@ StudySummary write_study_report(const StudyConfig& c, const std::string& out_dir
     }
 
     for (const auto& cmp : c.comparisons) {
-        for (const auto& [epoch, a_map] : npre[cmp.a]) {
-            const auto bit = npre[cmp.b].find(epoch);
-            if (bit == npre[cmp.b].end()) continue;
+        for (const auto& [epoch, a_run] : runs[cmp.a]) {
+            const auto bit = runs[cmp.b].find(epoch);
+            if (bit == runs[cmp.b].end()) continue;
+            const PairedComparison pc =
+                compare_checkpoints(a_run.first, a_run.second, bit->second.first, bit->second.second);
             StudyComparisonResult r;
             r.a = cmp.a;
             r.b = cmp.b;
             r.epoch = epoch;
-            std::vector<std::string> ids;
-            for (const auto& [id, v] : a_map)
-                if (bit->second.count(id)) ids.push_back(id);
-            std::sort(ids.begin(), ids.end());
-            std::vector<double> x, y;
-            for (const auto& id : ids) {
-                x.push_back(static_cast<double>(bit->second.at(id)));  // b
-                y.push_back(static_cast<double>(a_map.at(id)));        // a
-            }
-            r.n_shared = static_cast<int64_t>(ids.size());
-            if (ids.empty()) {
-                r.skipped = "no shared samples";
-            } else {
-                double sa = 0, sb = 0;
-                for (size_t i = 0; i < ids.size(); ++i) sa += y[i], sb += x[i];
-                r.mean_a = sa / ids.size();
-                r.mean_b = sb / ids.size();
-                r.mean_difference = r.mean_b - r.mean_a;
-                if (x == y) r.skipped = "all differences are zero";
-                else {
-                    try {
-                        r.wilcoxon = stats::wilcoxon(x, y);
-                    } catch (const Error& e) {
-                        r.skipped = e.message();
-                    }
-                }
-            }
+            r.n_shared = pc.n_shared;
+            r.mean_a = pc.mean_a;
+            r.mean_b = pc.mean_b;
+            r.mean_difference = pc.mean_difference;
+            r.wilcoxon = pc.wilcoxon;
+            r.skipped = pc.skipped;
             sum.comparisons.push_back(std::move(r));
         }
     }
@@ -960,199 +866,7 @@ StudySummary write_study_report(const StudyConfig& c, const std::string& out_dir
     }
     write_text_file_atomic(sum.json_path, j.dump(2) + "\n");
 
-    // report.html
-    using report::escape_html;
-    std::string h;
-    h += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" + escape_html(c.name) +
-         " — memskew study</title>\n<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;"
-         "padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:"
-         "3px 8px;text-align:right}th{background:#f4f4f4}td.l,th.l{text-align:left}h2{margin-top:2em}"
-         ".note{color:#555;font-size:0.9em}svg{display:block;margin:1em 0}</style></head><body>\n";
-    h += "<h1>" + escape_html(c.name) + "</h1>\n";
-    h += "<p class=\"note\">memskew study (METHOD M11). Model: " +
-         escape_html(c.model_path.empty() ? "from scratch, " + c.init : c.model_path) + ". Store: " +
-         escape_html(sum.store_path) + ". n_pre: the number of leading reference tokens the model reproduces "
-         "greedily, teacher-forced, probed on each arm's own training samples.</p>\n";
-
-    // Arms table.
-    h += "<h2>Arms</h2>\n<table id=\"table-arms\"><tr><th class=\"l\">arm</th><th class=\"l\">training set</th>"
-         "<th>samples</th><th>epochs</th><th>final loss</th><th>final mean n_pre</th><th>final p99</th>"
-         "<th>final max</th><th>exact</th></tr>\n";
-    for (const auto& a : sum.arms) {
-        const StudyPoint* last = a.points.empty() ? nullptr : &a.points.back();
-        h += fmt::format("<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
-                         "<td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                         escape_html(a.name), escape_html(sources_text(a.sources)), a.n_train_samples, a.points.size(),
-                         last ? num(last->train_loss, 4) : "–", last ? num(last->mean_n_pre) : "–",
-                         last ? num(last->p99_n_pre) : "–", last ? num(last->max_n_pre) : "–",
-                         last ? std::to_string(last->n_exact) : "–");
-    }
-    h += "</table>\n";
-
-    // Trend charts.
-    auto epoch_chart = [&](const std::string& id, const std::string& title, const std::string& ylabel, bool loss_axis) {
-        report::Chart ch;
-        ch.id = id;
-        ch.title = title;
-        std::vector<double> xs, ys;
-        size_t k = 0;
-        for (const auto& a : sum.arms) {
-            const std::string color = kColors[k++ % 10];
-            report::Line max_l, p99_l;
-            max_l.name = a.name + (loss_axis ? "" : " max");
-            max_l.color = p99_l.color = color;
-            max_l.markers = p99_l.markers = true;
-            p99_l.name = a.name + " p99";
-            p99_l.dashed = true;
-            for (const auto& p : a.points) {
-                const double x = static_cast<double>(p.epoch);
-                if (loss_axis) {
-                    max_l.x.push_back(x);
-                    max_l.y.push_back(p.train_loss);
-                    ys.push_back(p.train_loss);
-                } else {
-                    max_l.x.push_back(x);
-                    max_l.y.push_back(p.max_n_pre);
-                    p99_l.x.push_back(x);
-                    p99_l.y.push_back(p.p99_n_pre);
-                    ys.push_back(p.max_n_pre);
-                    ys.push_back(p.p99_n_pre);
-                }
-                xs.push_back(x);
-            }
-            ch.lines.push_back(max_l);
-            if (!loss_axis) ch.lines.push_back(p99_l);
-        }
-        if (xs.empty()) return std::string("<p class=\"note\">No probed checkpoints yet.</p>\n");
-        ch.x = report::fit_axis(report::ScaleKind::kLinear, xs, "epoch");
-        ch.x.integer = true;
-        ch.y = report::fit_axis(report::ScaleKind::kLinear, ys, ylabel, !loss_axis);
-        ch.legend_at = loss_axis ? report::Chart::LegendAt::kTopRight : report::Chart::LegendAt::kTopLeft;
-        return ch.render() + "\n";
-    };
-    h += "<h2>Tail of n_pre per epoch</h2>\n<p class=\"note\">Solid: max n_pre; dashed: p99. The finding to "
-         "reproduce (METHOD M11): the tail keeps growing after the loss has flattened.</p>\n";
-    h += epoch_chart("chart-study-tail", "max and p99 of n_pre per epoch", "n_pre (tokens)", false);
-    h += epoch_chart("chart-study-loss", "training loss per epoch (mean of the epoch's steps)", "loss", true);
-    {
-        report::Chart ch;
-        ch.id = "chart-study-tail-vs-loss";
-        ch.title = "max n_pre against training loss (one point per checkpoint)";
-        std::vector<double> xs, ys;
-        size_t k = 0;
-        for (const auto& a : sum.arms) {
-            report::Line l;
-            l.name = a.name;
-            l.color = kColors[k++ % 10];
-            l.markers = true;
-            for (const auto& p : a.points) {
-                l.x.push_back(p.train_loss);
-                l.y.push_back(p.max_n_pre);
-                xs.push_back(p.train_loss);
-                ys.push_back(p.max_n_pre);
-            }
-            ch.lines.push_back(l);
-        }
-        if (!xs.empty()) {
-            ch.x = report::fit_axis(report::ScaleKind::kLinear, xs, "training loss");
-            ch.y = report::fit_axis(report::ScaleKind::kLinear, ys, "max n_pre (tokens)", true);
-            h += ch.render() + "\n";
-        }
-    }
-
-    // Per-epoch tables.
-    h += "<h2>Per checkpoint</h2>\n";
-    for (const auto& a : sum.arms) {
-        h += "<h3>" + escape_html(a.name) + " <span class=\"note\">(" + escape_html(sources_text(a.sources)) + ")</span></h3>\n";
-        h += "<table class=\"table-arm\"><tr><th>epoch</th><th>step</th><th>loss</th><th>samples</th><th>mean n_pre</th>"
-             "<th>p99</th><th>max</th><th>exact</th><th>run</th></tr>\n";
-        for (const auto& p : a.points)
-            h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
-                             "<td>{}</td></tr>\n",
-                             p.epoch, p.step, num(p.train_loss, 4), p.n_samples, num(p.mean_n_pre), num(p.p99_n_pre),
-                             num(p.max_n_pre), p.n_exact, p.run_id);
-        h += "</table>\n";
-    }
-
-    // Dataset size: single-source arms grouped by dataset (and seed).
-    {
-        std::map<std::string, std::vector<const StudyArmResult*>> groups;
-        for (size_t i = 0; i < sum.arms.size(); ++i) {
-            const auto& a = sum.arms[i];
-            if (a.sources.size() != 1 || a.points.empty()) continue;
-            groups[a.sources[0].dataset + " (seed " + std::to_string(c.arms[i].train.seed) + ")"].push_back(&a);
-        }
-        h += "<h2>Dataset size</h2>\n";
-        bool any = false;
-        for (auto& [g, arms] : groups) {
-            if (arms.size() < 2) continue;
-            any = true;
-            std::sort(arms.begin(), arms.end(),
-                      [](const StudyArmResult* x, const StudyArmResult* y) { return x->n_train_samples < y->n_train_samples; });
-            // The last epoch every size reached.
-            int64_t epoch = INT64_MAX;
-            for (const auto* a : arms) epoch = std::min(epoch, a->points.back().epoch);
-            report::Chart ch;
-            ch.id = "chart-study-size";
-            ch.title = fmt::format("{}: tail of n_pre against training-set size, epoch {}", g, epoch);
-            report::Line mx, p99;
-            mx.name = "max";
-            p99.name = "p99";
-            p99.color = kColors[1];
-            mx.markers = p99.markers = true;
-            std::vector<double> xs, ys;
-            h += fmt::format("<table class=\"table-size\"><tr><th>arm</th><th>samples</th><th>epoch</th><th>mean</th>"
-                             "<th>p99</th><th>max</th></tr>\n");
-            for (const auto* a : arms) {
-                const StudyPoint* p = nullptr;
-                for (const auto& q : a->points)
-                    if (q.epoch == epoch) p = &q;
-                if (!p) continue;
-                const double n = static_cast<double>(a->n_train_samples);
-                mx.x.push_back(n);
-                mx.y.push_back(p->max_n_pre);
-                p99.x.push_back(n);
-                p99.y.push_back(p->p99_n_pre);
-                xs.push_back(n);
-                ys.push_back(p->max_n_pre);
-                ys.push_back(p->p99_n_pre);
-                h += fmt::format("<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                                 escape_html(a->name), a->n_train_samples, epoch, num(p->mean_n_pre), num(p->p99_n_pre),
-                                 num(p->max_n_pre));
-            }
-            h += "</table>\n";
-            ch.lines = {mx, p99};
-            ch.x = report::fit_axis(report::ScaleKind::kLinear, xs, "training samples", true);
-            ch.y = report::fit_axis(report::ScaleKind::kLinear, ys, "n_pre (tokens)", true);
-            h += ch.render() + "\n";
-        }
-        if (!any) h += "<p class=\"note\">No two single-dataset arms of different sizes (declare [sizes]).</p>\n";
-    }
-
-    // Composition.
-    h += "<h2>Composition</h2>\n<p class=\"note\">Paired Wilcoxon signed-rank test (two-sided) on n_pre of the samples "
-         "both arms trained on (same ids), at each epoch both reached; differences are b − a; r = z/√n; "
-         "rank-biserial = (R+ − R−)/(R+ + R−).</p>\n";
-    if (sum.comparisons.empty()) h += "<p class=\"note\">No comparison: declare [[compare]] or an arm mixing datasets.</p>\n";
-    else {
-        h += "<table id=\"table-composition\"><tr><th class=\"l\">a</th><th class=\"l\">b</th><th>epoch</th><th>shared</th>"
-             "<th>mean a</th><th>mean b</th><th>mean b−a</th><th>W</th><th>p</th><th>z</th><th>r</th><th>rank-biserial</th>"
-             "<th>non-zero</th></tr>\n";
-        for (const auto& r : sum.comparisons) {
-            h += fmt::format("<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
-                             escape_html(r.a), escape_html(r.b), r.epoch, r.n_shared, num(r.mean_a), num(r.mean_b),
-                             num(r.mean_difference));
-            if (r.wilcoxon)
-                h += fmt::format("<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                                 num(r.wilcoxon->statistic, 6), pval(r.wilcoxon->p_value), num(r.wilcoxon->z),
-                                 num(r.wilcoxon->effect_size_r), num(r.wilcoxon->rank_biserial), r.wilcoxon->n);
-            else
-                h += "<td colspan=\"6\" class=\"l\">" + escape_html(r.skipped) + "</td></tr>\n";
-        }
-        h += "</table>\n";
-    }
-    h += "</body></html>\n";
-    write_text_file_atomic(sum.report_path, h);
+    write_text_file_atomic(sum.report_path, render_study_report(sum));
     return sum;
 }
 

@@ -20,7 +20,7 @@
 #include <limits>
 
 #include "memskew/error.h"
-#include "util/mapped-file.h"
+#include "format/mapped-file.h"
 
 namespace memskew {
 
