@@ -59,6 +59,13 @@ struct EncodeParams {
     bool append_eos = false;
 };
 
+// The encoder settings that a job's dataset options decide, given the model's
+// context. Train and probe build theirs here, so the same options mean the
+// same ids; only append_eos differs (training teaches the model to stop).
+EncodeParams encode_params_for(const DatasetParams& data, int64_t max_reference_tokens, TruncatePolicy truncate,
+                               const std::optional<TextSplitParams>& text_split, int64_t max_context,
+                               bool append_eos);
+
 struct EncodedSample {
     size_t sample = 0;                // index into Dataset::samples
     std::vector<int32_t> prompt;      // never empty

@@ -17,6 +17,19 @@ std::string_view truncate_policy_name(TruncatePolicy policy) {
     return policy == TruncatePolicy::kSkip ? "skip" : "reference";
 }
 
+EncodeParams encode_params_for(const DatasetParams& data, int64_t max_reference_tokens, TruncatePolicy truncate,
+                               const std::optional<TextSplitParams>& text_split, int64_t max_context,
+                               bool append_eos) {
+    EncodeParams e;
+    e.max_context = max_context;
+    e.max_reference_tokens = max_reference_tokens;
+    e.truncate = truncate;
+    e.text_split = text_split;
+    e.skip_empty = data.skip_empty_reference;
+    e.append_eos = append_eos;
+    return e;
+}
+
 namespace {
 
 std::string where(std::string_view data_path, const Sample& s) {

@@ -22,6 +22,7 @@
 #include <set>
 
 #include "memskew/error.h"
+#include "memskew/file-io.h"
 #include "format/json-util.h"
 #include "format/mapped-file.h"
 #include "memskew/gguf.h"
@@ -101,22 +102,7 @@ std::string format_hint(const uint8_t* p, size_t n) {
     return "the file may be truncated or not a safetensors file";
 }
 
-std::string read_small_file(const std::string& path) {
-    std::error_code ec;
-    if (fs::is_directory(path, ec)) {
-        throw IoError(fmt::format("cannot open '{}': is a directory, expected a JSON file", path));
-    }
-    FILE* f = std::fopen(path.c_str(), "rb");
-    if (f == nullptr) throw_errno(path, "open", errno);
-    std::string text;
-    char buf[1 << 16];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-    const bool failed = std::ferror(f) != 0;
-    std::fclose(f);
-    if (failed) throw IoError(fmt::format("cannot read '{}'", path));
-    return text;
-}
+std::string read_small_file(const std::string& path) { return read_text_file(path); }
 
 // Rejects shard names that would leave the model folder (a hostile index must
 // not make memskew open arbitrary files).

@@ -30,14 +30,8 @@ namespace memskew {
 namespace fs = std::filesystem;
 
 EncodeParams probe_encode_params(const ProbeParams& p, int64_t max_context) {
-    EncodeParams e;
-    e.max_context = max_context;
-    e.max_reference_tokens = p.max_reference_tokens;
-    e.truncate = p.truncate;
-    e.text_split = p.text_split;
-    e.skip_empty = p.data.skip_empty_reference;
-    e.append_eos = false;  // n_pre measures the reference itself
-    return e;
+    // No EOS: n_pre measures the reference itself.
+    return encode_params_for(p.data, p.max_reference_tokens, p.truncate, p.text_split, max_context, false);
 }
 
 namespace {

@@ -59,14 +59,7 @@ std::vector<std::string> list_checkpoints(const std::string& out_dir) {
 }
 
 EncodeParams train_encode_params(const TrainParams& p, int64_t max_context) {
-    EncodeParams e;
-    e.max_context = max_context;
-    e.max_reference_tokens = p.max_reference_tokens;
-    e.truncate = p.truncate;
-    e.text_split = p.text_split;
-    e.skip_empty = p.data.skip_empty_reference;
-    e.append_eos = p.append_eos;
-    return e;
+    return encode_params_for(p.data, p.max_reference_tokens, p.truncate, p.text_split, max_context, p.append_eos);
 }
 
 EncodedDataset encode_training_set(const TrainParams& p, const Tokenizer& tok, int64_t max_context) {
