@@ -70,31 +70,6 @@ std::int64_t min_subset_size(std::int64_t M, std::int64_t k, double delta) {
 namespace {
 
 
-double quantile_of_counts(const std::vector<double>& values, const std::vector<std::int64_t>& counts,
-                          std::int64_t n, double p) {
-    // Same virtual index and interpolation as quantile_sorted (numpy 'linear').
-    const double h = static_cast<double>(n - 1) * p;
-    const double lo_d = std::clamp(std::floor(h), 0.0, static_cast<double>(n - 1));
-    const auto lo = static_cast<std::int64_t>(lo_d);
-    const std::int64_t hi = std::min<std::int64_t>(lo + 1, n - 1);
-    double x_lo = 0, x_hi = 0;
-    bool have_lo = false;
-    std::int64_t cum = 0;
-    for (std::size_t d = 0; d < values.size(); ++d) {
-        cum += counts[d];
-        if (!have_lo && cum > lo) {
-            x_lo = values[d];
-            have_lo = true;
-        }
-        if (cum > hi) {
-            x_hi = values[d];
-            break;
-        }
-    }
-    const double t = h - lo_d;
-    const double diff = x_hi - x_lo;
-    return t >= 0.5 ? x_hi - diff * (1.0 - t) : x_lo + diff * t;
-}
 
 Interval percentile_interval(double estimate, std::vector<double>& replicates, double confidence) {
     std::sort(replicates.begin(), replicates.end());
@@ -167,7 +142,7 @@ BootstrapResult bootstrap(const std::vector<double>& values, const BootstrapPara
             }
             rep_mean[b] = sum / static_cast<double>(M);
             rep_max[b] = mx;
-            rep_q[b] = quantile_of_counts(distinct, draw, M, params.quantile);
+            rep_q[b] = quantile_from_counts(distinct, draw, params.quantile);
         }
     } else {
         boost::random::uniform_int_distribution<std::size_t> pick(0, sorted.size() - 1);

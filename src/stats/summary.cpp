@@ -1,6 +1,8 @@
 // METHOD M5: distribution summaries. See include/memskew/stats/summary.h.
 #include "memskew/stats/summary.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -53,8 +55,10 @@ double quantile(std::vector<double> values, double p) {
     return quantile_sorted(values, p);
 }
 
-double quantile_from_counts(const std::vector<std::int64_t>& counts, double p) {
+double quantile_from_counts(const std::vector<double>& values, const std::vector<std::int64_t>& counts, double p) {
     check_quantile_level(p, "quantile_from_counts");
+    if (values.size() != counts.size())
+        throw InvalidInput(fmt::format("quantile_from_counts: {} values but {} counts", values.size(), counts.size()));
     std::int64_t n = 0;
     for (auto c : counts) {
         if (c < 0) throw InvalidInput("quantile_from_counts: negative count");
@@ -72,15 +76,21 @@ double quantile_from_counts(const std::vector<std::int64_t>& counts, double p) {
     for (std::size_t v = 0; v < counts.size(); ++v) {
         cum += counts[v];
         if (!have_lo && cum > lo) {
-            x_lo = static_cast<double>(v);
+            x_lo = values[v];
             have_lo = true;
         }
         if (cum > hi) {
-            x_hi = static_cast<double>(v);
+            x_hi = values[v];
             break;
         }
     }
     return numpy_lerp(x_lo, x_hi, h - lo_d);
+}
+
+double quantile_from_counts(const std::vector<std::int64_t>& counts, double p) {
+    std::vector<double> values(counts.size());
+    for (std::size_t v = 0; v < values.size(); ++v) values[v] = static_cast<double>(v);
+    return quantile_from_counts(values, counts, p);
 }
 
 Shape shape(const std::vector<double>& values) {

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "memskew/error.h"
+#include "tokenizer/bpe-merge.h"
 #include "tokenizer/pre-tokenizer.h"
 #include "tokenizer/tokenizer-impl.h"
 #include "tokenizer/unicode-util.h"
@@ -18,15 +19,6 @@
 namespace memskew::detail {
 
 namespace {
-
-struct MergeResult {
-    int32_t rank;
-    int32_t id;
-};
-
-inline uint64_t pair_key(int32_t left, int32_t right) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
-}
 
 class ByteBpeTokenizer final : public Tokenizer {
 public:
@@ -74,23 +66,6 @@ public:
     }
 
 private:
-    struct Symbol {
-        int32_t id;
-        int32_t prev, next;
-    };
-    struct Candidate {
-        int32_t rank;
-        int32_t left;
-        int32_t left_id, right_id;  // to recognise entries made stale by other merges
-        int32_t merged_id;
-    };
-    struct CandidateGreater {
-        // Lowest rank first; on ties the leftmost pair (Hugging Face and llama.cpp).
-        bool operator()(const Candidate& a, const Candidate& b) const {
-            return a.rank > b.rank || (a.rank == b.rank && a.left > b.left);
-        }
-    };
-
     void build_merges() {
         merges_.reserve(vocab_.merges.size());
         for (size_t rank = 0; rank < vocab_.merges.size(); ++rank) {
@@ -146,44 +121,14 @@ private:
     }
 
     void encode_piece(std::string_view piece, std::vector<int32_t>& out) const {
-        thread_local std::vector<Symbol> symbols;
-        thread_local std::vector<Candidate> heap;
+        thread_local std::vector<BpeSymbol> symbols;
         symbols.clear();
-        heap.clear();
         const auto n = static_cast<int32_t>(piece.size());
         for (int32_t i = 0; i < n; ++i) {
             symbols.push_back({byte_to_id_[static_cast<uint8_t>(piece[static_cast<size_t>(i)])], i - 1,
                                i + 1 < n ? i + 1 : -1});
         }
-        auto try_add = [&](int32_t left) {
-            if (left < 0) return;
-            const Symbol& l = symbols[static_cast<size_t>(left)];
-            if (l.next < 0 || l.id < 0) return;
-            const int32_t right_id = symbols[static_cast<size_t>(l.next)].id;
-            if (right_id < 0) return;
-            const MergeResult* m = merges_.find(pair_key(l.id, right_id));
-            if (!m) return;
-            heap.push_back({m->rank, left, l.id, right_id, m->id});
-            std::push_heap(heap.begin(), heap.end(), CandidateGreater{});
-        };
-        for (int32_t i = 0; i + 1 < n; ++i) try_add(i);
-
-        while (!heap.empty()) {
-            std::pop_heap(heap.begin(), heap.end(), CandidateGreater{});
-            const Candidate c = heap.back();
-            heap.pop_back();
-            Symbol& l = symbols[static_cast<size_t>(c.left)];
-            if (l.id != c.left_id || l.next < 0) continue;  // left symbol was merged away or changed
-            Symbol& r = symbols[static_cast<size_t>(l.next)];
-            if (r.id != c.right_id) continue;
-            l.id = c.merged_id;
-            r.id = -2;  // dead: never matches a candidate again
-            l.next = r.next;
-            if (r.next >= 0) symbols[static_cast<size_t>(r.next)].prev = c.left;
-            try_add(l.prev);
-            try_add(c.left);
-        }
-
+        bpe_merge(symbols, merges_);
         for (int32_t i = 0; i != -1 && n > 0; i = symbols[static_cast<size_t>(i)].next) {
             const int32_t id = symbols[static_cast<size_t>(i)].id;
             // A byte the vocabulary lacks (never for GPT-2-style vocabularies)
@@ -195,13 +140,12 @@ private:
             }
         }
         release_if_large(symbols);
-        release_if_large(heap);
     }
 
     PieceMap piece_to_id_;
     std::unique_ptr<PreTokenizer> pre_tokenizer_;
     int32_t byte_to_id_[256];
-    U64Map<MergeResult> merges_;
+    MergeMap merges_;
     std::vector<std::string> decoded_;  // bytes each token decodes to
 
     WordCache cache_;

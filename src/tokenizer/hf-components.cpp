@@ -1019,3 +1019,35 @@ std::string byte_level_token_bytes(std::string_view token) {
 }
 
 }  // namespace memskew::detail::hf
+
+namespace memskew {
+
+namespace {
+
+// Matches and the gaps between them as pieces (Split, behavior Isolated).
+class IcuRegexPreTokenizer final : public PreTokenizer {
+public:
+    explicit IcuRegexPreTokenizer(const std::string& pattern) : regex_(pattern) {}
+    void split(std::string_view text, std::vector<std::string_view>& pieces) const override {
+        detail::hf::Spans spans;
+        regex_.find(text, /*mapped=*/false, spans);
+        uint32_t last = 0;
+        for (const auto& [b, e] : spans) {
+            if (b > last) pieces.emplace_back(text.data() + last, b - last);
+            pieces.emplace_back(text.data() + b, e - b);
+            last = e;
+        }
+        if (last < text.size()) pieces.emplace_back(text.data() + last, text.size() - last);
+    }
+
+private:
+    detail::hf::IcuRegex regex_;
+};
+
+}  // namespace
+
+std::unique_ptr<PreTokenizer> make_regex_pre_tokenizer(const std::string& pattern) {
+    return std::make_unique<IcuRegexPreTokenizer>(pattern);
+}
+
+}  // namespace memskew

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "memskew/error.h"
+#include "tokenizer/bpe-merge.h"
 #include "tokenizer/tokenizer-impl.h"
 #include "tokenizer/unicode-util.h"
 
@@ -24,15 +25,6 @@ namespace memskew::detail::hf {
 namespace {
 
 constexpr std::string_view kSpaceMarker = "\xE2\x96\x81";  // U+2581 "▁"
-
-struct MergeResult {
-    int32_t rank;
-    int32_t id;
-};
-
-inline uint64_t pair_key(int32_t left, int32_t right) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
-}
 
 class BpeTokenizer final : public Tokenizer {
 public:
@@ -142,21 +134,6 @@ public:
     }
 
 private:
-    struct Symbol {
-        int32_t id;
-        int32_t prev, next;
-    };
-    struct Candidate {
-        int32_t rank;
-        int32_t pos;
-        int32_t new_id;
-    };
-    struct CandidateGreater {
-        // HF's Merge ordering: lowest rank first, then leftmost position.
-        bool operator()(const Candidate& a, const Candidate& b) const {
-            return a.rank > b.rank || (a.rank == b.rank && a.pos > b.pos);
-        }
-    };
 
     bool is_special(int32_t id) const { return std::binary_search(special_.begin(), special_.end(), id); }
 
@@ -270,10 +247,8 @@ private:
 
     // HF's BPE::merge_word + Word::merge_all.
     void merge_word(std::string_view word, std::vector<int32_t>& out) const {
-        thread_local std::vector<Symbol> symbols;
-        thread_local std::vector<Candidate> heap;
+        thread_local std::vector<BpeSymbol> symbols;
         symbols.clear();
-        heap.clear();
         auto add = [&](int32_t id) { symbols.push_back({id, static_cast<int32_t>(symbols.size()) - 1, -1}); };
         if (byte_level_) {
             for (char c : word) {
@@ -314,36 +289,11 @@ private:
         if (n > 0) symbols.back().next = -1;
         for (int32_t i = 0; i + 1 < n; ++i) symbols[static_cast<size_t>(i)].next = i + 1;
 
-        auto push = [&](int32_t pos, int32_t left_id, int32_t right_id) {
-            const MergeResult* m = merges_.find(pair_key(left_id, right_id));
-            if (!m) return;
-            heap.push_back({m->rank, pos, m->id});
-            std::push_heap(heap.begin(), heap.end(), CandidateGreater{});
-        };
-        for (int32_t i = 0; i + 1 < n; ++i) push(i, symbols[static_cast<size_t>(i)].id, symbols[static_cast<size_t>(i) + 1].id);
-
-        while (!heap.empty()) {
-            std::pop_heap(heap.begin(), heap.end(), CandidateGreater{});
-            const Candidate top = heap.back();
-            heap.pop_back();
-            Symbol& l = symbols[static_cast<size_t>(top.pos)];
-            if (l.id < 0 || l.next < 0) continue;  // merged away, or last
-            Symbol& r = symbols[static_cast<size_t>(l.next)];
-            // Expired entry: HF checks that the pair now there still merges into the same token.
-            const MergeResult* m = merges_.find(pair_key(l.id, r.id));
-            if (!m || m->id != top.new_id) continue;
-            l.id = top.new_id;
-            r.id = -1;
-            l.next = r.next;
-            if (r.next >= 0) symbols[static_cast<size_t>(r.next)].prev = top.pos;
-            if (l.prev >= 0) push(l.prev, symbols[static_cast<size_t>(l.prev)].id, l.id);
-            if (l.next >= 0) push(top.pos, l.id, symbols[static_cast<size_t>(l.next)].id);
-        }
+        bpe_merge(symbols, merges_);
         for (int32_t i = 0; i != -1 && n > 0; i = symbols[static_cast<size_t>(i)].next) {
             out.push_back(symbols[static_cast<size_t>(i)].id);
         }
         release_if_large(symbols);
-        release_if_large(heap);
     }
 
     PieceMap piece_to_id_;
@@ -358,7 +308,7 @@ private:
     std::vector<int32_t> special_;  // sorted ids of special added tokens (skipped by decode)
     int32_t byte_symbol_[256];      // byte-level: id of each byte's mapped character
     int32_t fallback_id_[256];      // id of <0xNN>, or -1
-    U64Map<MergeResult> merges_;
+    MergeMap merges_;
     std::vector<std::string> decoded_;  // ByteLevel-only decoder: the bytes of each token
     WordCache cache_;
 };

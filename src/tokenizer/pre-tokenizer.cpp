@@ -1,7 +1,5 @@
 #include "tokenizer/pre-tokenizer.h"
 
-#include <unicode/regex.h>
-#include <unicode/utypes.h>
 
 #include <cstdint>
 
@@ -96,69 +94,6 @@ public:
     }
 };
 
-class IcuRegexPreTokenizer final : public PreTokenizer {
-public:
-    explicit IcuRegexPreTokenizer(const std::string& pattern) : pattern_text_(pattern) {
-        UErrorCode status = U_ZERO_ERROR;
-        UParseError parse_error{};
-        pattern_.reset(icu::RegexPattern::compile(icu::UnicodeString::fromUTF8(pattern), 0, parse_error,
-                                                  status));
-        if (U_FAILURE(status) || !pattern_) {
-            throw FormatError("invalid pre-tokenizer regex '" + pattern + "': " + u_errorName(status) +
-                                  " at offset " + std::to_string(parse_error.offset),
-                              "the pattern must be valid ICU regex syntax");
-        }
-    }
-
-    void split(std::string_view text, std::vector<std::string_view>& pieces) const override {
-        if (text.empty()) return;
-        // ICU works on UTF-16. Convert code point by code point so that every
-        // UTF-16 index maps back to a byte offset; invalid bytes become U+FFFD
-        // standing for exactly one byte, so they still round-trip.
-        icu::UnicodeString u;
-        std::vector<uint32_t> u16_to_byte;
-        u16_to_byte.reserve(text.size() + 1);
-        for (size_t pos = 0; pos < text.size();) {
-            size_t n = 1;
-            uint32_t c = unicode::decode_utf8(text, pos, n);
-            if (c == unicode::kInvalidCodepoint) c = 0xFFFD;
-            const int32_t before = u.length();
-            u.append(static_cast<UChar32>(c));
-            for (int32_t k = before; k < u.length(); ++k) u16_to_byte.push_back(static_cast<uint32_t>(pos));
-            pos += n;
-        }
-        u16_to_byte.push_back(static_cast<uint32_t>(text.size()));
-
-        UErrorCode status = U_ZERO_ERROR;
-        std::unique_ptr<icu::RegexMatcher> m(pattern_->matcher(u, status));
-        if (U_FAILURE(status)) {
-            throw FormatError("cannot run pre-tokenizer regex '" + pattern_text_ + "': " + u_errorName(status));
-        }
-        auto emit = [&](int32_t b, int32_t e) {
-            const uint32_t bb = u16_to_byte[b], be = u16_to_byte[e];
-            if (be > bb) pieces.emplace_back(text.data() + bb, be - bb);
-        };
-        int32_t last = 0;
-        while (m->find(status) && U_SUCCESS(status)) {
-            const int32_t b = m->start(status);
-            const int32_t e = m->end(status);
-            if (e == b) continue;  // empty matches split nothing
-            emit(last, b);
-            emit(b, e);
-            last = e;
-        }
-        if (U_FAILURE(status)) {
-            throw FormatError("pre-tokenizer regex '" + pattern_text_ + "' failed: " + u_errorName(status),
-                              "the pattern may backtrack catastrophically on this input");
-        }
-        emit(last, u.length());
-    }
-
-private:
-    std::string pattern_text_;
-    std::unique_ptr<icu::RegexPattern> pattern_;  // immutable after compile, so shareable across threads
-};
-
 class SequencePreTokenizer final : public PreTokenizer {
 public:
     explicit SequencePreTokenizer(std::vector<std::unique_ptr<PreTokenizer>> stages)
@@ -186,9 +121,8 @@ private:
 
 std::unique_ptr<PreTokenizer> make_gpt2_pre_tokenizer() { return std::make_unique<Gpt2PreTokenizer>(); }
 
-std::unique_ptr<PreTokenizer> make_regex_pre_tokenizer(const std::string& pattern) {
-    return std::make_unique<IcuRegexPreTokenizer>(pattern);
-}
+// make_regex_pre_tokenizer(): src/tokenizer/hf-components.cpp, on the ICU
+// regex runner tokenizer.json's Split patterns use.
 
 std::unique_ptr<PreTokenizer> make_sequence_pre_tokenizer(std::vector<std::unique_ptr<PreTokenizer>> stages) {
     return std::make_unique<SequencePreTokenizer>(std::move(stages));

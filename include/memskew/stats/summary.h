@@ -23,6 +23,10 @@ double quantile(std::vector<double> values, double p);
 // Same definition, computed from a histogram of integer values: counts[v] is
 // the number of samples equal to v (v = 0..counts.size()-1). O(#bins).
 double quantile_from_counts(const std::vector<std::int64_t>& counts, double p);
+// Same definition for values given once each with their multiplicities:
+// `values` ascending and distinct, counts[i] copies of values[i] (>= 0, not
+// all zero). O(#values).
+double quantile_from_counts(const std::vector<double>& values, const std::vector<std::int64_t>& counts, double p);
 
 // Central-moment shape statistics, defined exactly as SciPy does:
 //   g1 = m3 / m2^1.5                               skew(bias=True)
