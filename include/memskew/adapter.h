@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "memskew/engine.h"
-#include "memskew/hf-config.h"
+#include "memskew/peft-config.h"
 
 namespace memskew {
 

@@ -17,7 +17,8 @@
 
 #include "memskew/data.h"
 #include "memskew/engine.h"
-#include "memskew/hf-config.h"
+#include "memskew/peft-config.h"
+#include "memskew/trainer-state.h"
 #include "memskew/sft-encoder.h"
 
 namespace memskew {

@@ -19,6 +19,7 @@
 #include "memskew/error.h"
 #include "format/hf-json.h"
 #include "memskew/hf-config.h"
+#include "memskew/file-io.h"
 
 namespace memskew {
 

@@ -26,6 +26,7 @@
 #include "memskew/error.h"
 #include "memskew/gguf.h"
 #include "memskew/hf-config.h"
+#include "memskew/file-io.h"
 #include "memskew/safetensors.h"
 #include "model/model-impl.h"
 

@@ -20,7 +20,7 @@
 #include "memskew/adapter.h"
 #include "memskew/error.h"
 #include "memskew/file-io.h"
-#include "memskew/hf-config.h"
+#include "memskew/trainer-state.h"
 #include "memskew/store.h"
 #include "memskew/train.h"
 #include "memskew/tokenizer.h"

@@ -19,7 +19,9 @@
 #include <unordered_map>
 
 #include "memskew/error.h"
-#include "memskew/hf-config.h"
+#include "memskew/peft-config.h"
+#include "memskew/trainer-state.h"
+#include "memskew/file-io.h"
 #include "memskew/store.h"
 #include "memskew/tokenizer.h"
 

@@ -24,7 +24,7 @@
 
 #include "memskew/error.h"
 #include "format/json-util.h"
-#include "memskew/hf-config.h"
+#include "memskew/tokenizer-config.h"
 #include "memskew/tokenizer.h"
 #include "tokenizer/hf-tokenizer.h"
 #include "tokenizer/tokenizer-impl.h"

@@ -11,7 +11,8 @@
 
 #include "format/hf-json.h"
 #include "memskew/error.h"
-#include "memskew/hf-config.h"
+#include "memskew/tokenizer-config.h"
+#include "memskew/file-io.h"
 
 namespace memskew {
 

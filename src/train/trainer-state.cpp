@@ -10,7 +10,8 @@
 
 #include "format/hf-json.h"
 #include "memskew/error.h"
-#include "memskew/hf-config.h"
+#include "memskew/trainer-state.h"
+#include "memskew/file-io.h"
 
 namespace memskew {
 

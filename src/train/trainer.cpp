@@ -20,6 +20,7 @@
 
 #include "memskew/adapter.h"
 #include "memskew/error.h"
+#include "memskew/file-io.h"
 #include "memskew/stats.h"
 #include "memskew/tokenizer.h"
 #include "model/cpu-kernels.h"

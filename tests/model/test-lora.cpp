@@ -8,7 +8,8 @@
 
 #include "memskew/adapter.h"
 #include "memskew/error.h"
-#include "memskew/hf-config.h"
+#include "memskew/peft-config.h"
+#include "memskew/trainer-state.h"
 #include "memskew/probe.h"
 #include "memskew/safetensors.h"
 #include "memskew/store.h"

@@ -14,7 +14,7 @@
 
 #include "memskew/adapter.h"
 #include "memskew/error.h"
-#include "memskew/hf-config.h"
+#include "memskew/trainer-state.h"
 #include "memskew/probe.h"
 #include "memskew/tokenizer.h"
 #include "memskew/train.h"

@@ -13,6 +13,9 @@
 
 #include "memskew/error.h"
 #include "memskew/hf-config.h"
+#include "memskew/tokenizer-config.h"
+#include "memskew/peft-config.h"
+#include "memskew/trainer-state.h"
 #include "test-util.h"
 
 namespace fs = std::filesystem;

@@ -5,7 +5,7 @@
 #include <cstdio>
 
 #include "cli.h"
-#include "memskew/hf-config.h"
+#include "memskew/file-io.h"
 #include "memskew/study.h"
 
 namespace memskew::cli {
