@@ -22,8 +22,6 @@
 namespace memskew {
 
 // Architecture families memskew runs.
-enum class HfArch { kLlama, kMistral, kQwen2, kGptNeoX, kGpt2 };
-const char* hf_arch_name(HfArch a);  // the HF class name, "LlamaForCausalLM", ...
 // "LlamaForCausalLM, MistralForCausalLM, ..." for error messages.
 std::string hf_supported_architectures();
 
@@ -39,7 +37,7 @@ struct HfRopeScaling {
 };
 
 struct HfConfig {
-    HfArch arch = HfArch::kLlama;
+    std::string arch;          // the family memskew runs it as ("llama", "gptneox", "gpt2"): ModelConfig::arch
     std::string architecture;  // architectures[0] as written ("LlamaForCausalLM")
     std::string model_type;    // "llama", "mistral", "qwen2", "gpt_neox", "gpt2"
 

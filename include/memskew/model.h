@@ -58,6 +58,10 @@ struct ModelConfig {
     int64_t n_params() const;  // parameter count implied by the shapes
 };
 
+// Whether memskew reads and writes the architecture family `arch`
+// (ModelConfig::arch, HfConfig::arch) as GGUF.
+bool arch_supports_gguf(const std::string& arch);
+
 // A from-scratch shape, "dim=64,layers=2,heads=4,kv_heads=2,ffn=128,ctx=256[,arch=llama]"
 // (`memskew train --init`, a study's model.init). kv_heads defaults to heads,
 // ffn to 4 x dim. InvalidInput naming the bad key; validated when the model is built.

@@ -14,12 +14,9 @@ void CausalLmImpl::set_rope_freq_factors(const torch::Tensor&) {
 }
 
 std::shared_ptr<CausalLmImpl> make_causal_lm(const ModelConfig& cfg) {
+    const ArchSpec& spec = arch_spec(cfg.arch);  // FormatError naming the known families
     cfg.validate();
-    if (cfg.arch == "llama") return make_llama(cfg);
-    if (cfg.arch == "gptneox") return make_gpt_neox(cfg);
-    if (cfg.arch == "gpt2") return make_gpt2(cfg);
-    throw FormatError(fmt::format("unsupported architecture '{}'", cfg.arch),
-                      "supported: llama (Llama/Mistral/Qwen2/TinyLlama/SmolLM), gptneox (Pythia), gpt2");
+    return spec.make(cfg);
 }
 
 ReferenceRows reference_rows(const std::vector<int64_t>& prompt_lens, const std::vector<int64_t>& reference_lens,

@@ -78,7 +78,7 @@ struct ReferenceRows {
 ReferenceRows reference_rows(const std::vector<int64_t>& prompt_lens, const std::vector<int64_t>& reference_lens,
                              int64_t T);
 
-// Builds the module for cfg.arch ("llama", "gptneox", "gpt2") with
+// Builds the module for cfg.arch (a family of model/arch/) with
 // uninitialised weights; throws FormatError for an unknown architecture.
 std::shared_ptr<CausalLmImpl> make_causal_lm(const ModelConfig& cfg);
 

@@ -19,6 +19,7 @@
 #include "memskew/error.h"
 #include "format/hf-json.h"
 #include "memskew/hf-config.h"
+#include "model/arch/arch.h"
 #include "memskew/file-io.h"
 
 namespace memskew {
@@ -30,27 +31,6 @@ using namespace format;
 namespace {
 
 // --- config.json ------------------------------------------------------------------
-
-struct ArchEntry {
-    HfArch arch;
-    const char* class_name;
-    const char* model_type;
-};
-
-constexpr ArchEntry kArchs[] = {
-    {HfArch::kLlama, "LlamaForCausalLM", "llama"},
-    {HfArch::kMistral, "MistralForCausalLM", "mistral"},
-    {HfArch::kQwen2, "Qwen2ForCausalLM", "qwen2"},
-    {HfArch::kGptNeoX, "GPTNeoXForCausalLM", "gpt_neox"},
-    {HfArch::kGpt2, "GPT2LMHeadModel", "gpt2"},
-};
-
-const ArchEntry& arch_entry(HfArch a) {
-    for (const ArchEntry& e : kArchs) {
-        if (e.arch == a) return e;
-    }
-    return kArchs[0];
-}
 
 // Activations the architectures above use; anything else would need new code.
 constexpr const char* kActivations[] = {"silu", "swish", "gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh",
@@ -93,108 +73,29 @@ std::optional<HfRopeScaling> parse_rope_scaling(const JsonObject& cfg) {
     return s;
 }
 
-HfArch detect_arch(const JsonObject& cfg, HfConfig& c) {
+// The family and class of config.json: architectures[0], else model_type.
+const ArchSpec& detect_arch(const JsonObject& cfg, HfConfig& c) {
     c.model_type = cfg.string_or("model_type", "");
-    const auto archs = cfg.get("architectures");
-    if (archs) {
+    if (cfg.get("architectures")) {
         const std::vector<std::string> names = cfg.strings("architectures");
-        if (!names.empty()) {
-            c.architecture = names[0];
-            for (const ArchEntry& e : kArchs) {
-                if (c.architecture == e.class_name) return e.arch;
-            }
-            throw FormatError(fmt::format("{}: unsupported architecture '{}' (config.json: architectures)",
-                                          cfg.source(), c.architecture),
-                              fmt::format("memskew supports {}", hf_supported_architectures()));
-        }
+        if (!names.empty()) c.architecture = names[0];
     }
-    if (c.model_type.empty()) {
+    if (c.architecture.empty() && c.model_type.empty()) {
         throw FormatError(fmt::format("{}: missing required field 'architectures' (and no 'model_type')", cfg.source()),
                           fmt::format("memskew supports {}", hf_supported_architectures()));
     }
-    for (const ArchEntry& e : kArchs) {
-        if (c.model_type == e.model_type) {
-            c.architecture = e.class_name;
-            return e.arch;
-        }
+    const HfClass* cls = nullptr;
+    const ArchSpec* spec = arch_for_hf(c.architecture, c.model_type, &cls);
+    if (!spec) {
+        const bool by_class = !c.architecture.empty();
+        throw FormatError(fmt::format("{}: unsupported architecture '{}' (config.json: {})", cfg.source(),
+                                      by_class ? c.architecture : c.model_type, by_class ? "architectures" : "model_type"),
+                          fmt::format("memskew supports {}", hf_supported_architectures()));
     }
-    throw FormatError(fmt::format("{}: unsupported architecture '{}' (config.json: model_type)", cfg.source(),
-                                  c.model_type),
-                      fmt::format("memskew supports {}", hf_supported_architectures()));
-}
-
-void parse_llama_family(const JsonObject& cfg, HfConfig& c) {
-    c.vocab_size = cfg.required_int("vocab_size");
-    c.hidden_size = cfg.required_int("hidden_size");
-    c.intermediate_size = cfg.required_int("intermediate_size");
-    c.num_hidden_layers = cfg.required_int("num_hidden_layers");
-    c.num_attention_heads = cfg.required_int("num_attention_heads");
-    c.num_key_value_heads = cfg.int_or("num_key_value_heads", c.num_attention_heads);
-    const int64_t default_ctx = c.arch == HfArch::kMistral ? 4096 * 32 : c.arch == HfArch::kQwen2 ? 32768 : 2048;
-    c.max_position_embeddings = cfg.int_or("max_position_embeddings", default_ctx);
-    c.norm_eps = cfg.number_or("rms_norm_eps", 1e-6);
-    c.hidden_act = cfg.string_or("hidden_act", "silu");
-    c.rope_theta = cfg.number_or("rope_theta", 10000.0);
-    c.partial_rotary_factor = cfg.number_or("partial_rotary_factor", 1.0);
-    c.tie_word_embeddings = cfg.bool_or("tie_word_embeddings", false);
-    if (c.arch == HfArch::kLlama) {
-        c.attention_bias = cfg.bool_or("attention_bias", false);
-        c.qkv_bias = c.o_bias = c.attention_bias;
-        c.mlp_bias = cfg.bool_or("mlp_bias", false);
-    } else if (c.arch == HfArch::kQwen2) {
-        // Qwen2Attention hard-codes bias=True for q/k/v and False for o_proj.
-        c.attention_bias = true;
-        c.qkv_bias = true;
-        c.o_bias = false;
-        if (cfg.bool_or("use_sliding_window", false)) c.sliding_window = cfg.int_or("sliding_window", 4096);
-    } else {  // Mistral: no biases; sliding_window null (v0.2+) means full attention
-        c.sliding_window = cfg.present("sliding_window") ? cfg.int_or("sliding_window", 0) : 4096;
-    }
-}
-
-void parse_gpt_neox(const JsonObject& cfg, HfConfig& c) {
-    c.vocab_size = cfg.required_int("vocab_size");
-    c.hidden_size = cfg.required_int("hidden_size");
-    c.intermediate_size = cfg.required_int("intermediate_size");
-    c.num_hidden_layers = cfg.required_int("num_hidden_layers");
-    c.num_attention_heads = cfg.required_int("num_attention_heads");
-    c.num_key_value_heads = c.num_attention_heads;
-    c.max_position_embeddings = cfg.int_or("max_position_embeddings", 2048);
-    c.norm_eps = cfg.number_or("layer_norm_eps", 1e-5);
-    c.hidden_act = cfg.string_or("hidden_act", "gelu");
-    // Newer transformers spell these rope_theta / partial_rotary_factor.
-    c.rope_theta = cfg.number_or("rotary_emb_base", cfg.number_or("rope_theta", 10000.0));
-    c.partial_rotary_factor = cfg.number_or("rotary_pct", cfg.number_or("partial_rotary_factor", 0.25));
-    c.use_parallel_residual = cfg.bool_or("use_parallel_residual", true);
-    c.tie_word_embeddings = cfg.bool_or("tie_word_embeddings", false);
-    c.attention_bias = cfg.bool_or("attention_bias", true);
-    c.qkv_bias = c.o_bias = c.attention_bias;
-    c.mlp_bias = true;
-}
-
-void parse_gpt2(const JsonObject& cfg, HfConfig& c) {
-    // GPT2Config's attribute_map also accepts the generic names.
-    c.vocab_size = cfg.required_int("vocab_size");
-    c.hidden_size = cfg.required_int_any({"n_embd", "hidden_size"});
-    c.num_hidden_layers = cfg.required_int_any({"n_layer", "num_hidden_layers"});
-    c.num_attention_heads = cfg.required_int_any({"n_head", "num_attention_heads"});
-    c.num_key_value_heads = c.num_attention_heads;
-    c.max_position_embeddings = cfg.int_or("n_positions", cfg.int_or("max_position_embeddings", 1024));
-    c.intermediate_size = cfg.int_or("n_inner", 4 * c.hidden_size);  // null -> 4 * n_embd
-    c.norm_eps = cfg.number_or("layer_norm_epsilon", 1e-5);
-    c.hidden_act = cfg.string_or("activation_function", "gelu_new");
-    c.rope_theta = 0.0;
-    c.partial_rotary_factor = 0.0;  // learned absolute positions
-    c.tie_word_embeddings = cfg.bool_or("tie_word_embeddings", true);
-    c.attention_bias = c.qkv_bias = c.o_bias = c.mlp_bias = true;
-    c.use_parallel_residual = false;
-    // Variants of the attention arithmetic memskew does not implement.
-    if (!cfg.bool_or("scale_attn_weights", true)) {
-        throw FormatError(fmt::format("{}: scale_attn_weights=false is not supported", cfg.source()));
-    }
-    if (cfg.bool_or("scale_attn_by_inverse_layer_idx", false)) {
-        throw FormatError(fmt::format("{}: scale_attn_by_inverse_layer_idx=true is not supported", cfg.source()));
-    }
+    c.architecture = cls->class_name;
+    if (c.model_type.empty()) c.model_type = cls->model_type;
+    c.arch = spec->key;
+    return *spec;
 }
 
 // One id or a list of ids, for bos/eos in the file.
@@ -207,17 +108,6 @@ void put_ids(nlohmann::ordered_json& j, const char* key, const std::vector<int64
 }
 
 }  // namespace
-
-const char* hf_arch_name(HfArch a) { return arch_entry(a).class_name; }
-
-std::string hf_supported_architectures() {
-    std::string s;
-    for (const ArchEntry& e : kArchs) {
-        if (!s.empty()) s += ", ";
-        s += e.class_name;
-    }
-    return s;
-}
 
 int64_t HfConfig::rotary_dim() const {
     return static_cast<int64_t>(static_cast<double>(head_dim) * partial_rotary_factor);
@@ -240,7 +130,7 @@ void HfConfig::validate(const std::string& source) const {
                                       num_attention_heads, num_key_value_heads));
     }
     if (!(norm_eps > 0)) throw FormatError(fmt::format("{}: norm epsilon must be positive, got {}", source, norm_eps));
-    if (arch != HfArch::kGpt2) {
+    if (!arch_spec(arch).learned_positions) {
         if (!(rope_theta > 0)) {
             throw FormatError(fmt::format("{}: rope_theta must be positive, got {}", source, rope_theta));
         }
@@ -265,27 +155,17 @@ HfConfig parse_hf_config(const std::string& json, const std::string& source) {
     JsonDocument doc(json, source);
     const JsonObject& cfg = doc.root();
     HfConfig c;
-    c.arch = detect_arch(cfg, c);
-    if (c.model_type.empty()) c.model_type = arch_entry(c.arch).model_type;
-    switch (c.arch) {
-        case HfArch::kLlama:
-        case HfArch::kMistral:
-        case HfArch::kQwen2: parse_llama_family(cfg, c); break;
-        case HfArch::kGptNeoX: parse_gpt_neox(cfg, c); break;
-        case HfArch::kGpt2: parse_gpt2(cfg, c); break;
-    }
-    if (c.num_attention_heads > 0) {
-        c.head_dim = c.arch == HfArch::kGpt2 || c.arch == HfArch::kGptNeoX
-                         ? c.hidden_size / c.num_attention_heads
-                         : cfg.int_or("head_dim", c.hidden_size / c.num_attention_heads);
-        const bool explicit_head_dim = cfg.get("head_dim").has_value() && c.arch != HfArch::kGpt2 &&
-                                       c.arch != HfArch::kGptNeoX;
-        if (!explicit_head_dim && c.hidden_size % c.num_attention_heads != 0) {
+    const ArchSpec& spec = detect_arch(cfg, c);
+    spec.parse_hf(cfg, c);
+    if (c.num_attention_heads > 0 && c.head_dim == 0) {
+        // No explicit head_dim: the hidden size split over the heads.
+        if (c.hidden_size % c.num_attention_heads != 0) {
             throw FormatError(fmt::format("{}: hidden_size {} is not a multiple of num_attention_heads {}", source,
                                           c.hidden_size, c.num_attention_heads));
         }
+        c.head_dim = c.hidden_size / c.num_attention_heads;
     }
-    if (c.arch != HfArch::kGpt2) c.rope_scaling = parse_rope_scaling(cfg);
+    if (!spec.learned_positions) c.rope_scaling = parse_rope_scaling(cfg);
     c.torch_dtype = cfg.string_or("torch_dtype", cfg.string_or("dtype", ""));
     c.bos_token_ids = cfg.ids("bos_token_id");
     c.eos_token_ids = cfg.ids("eos_token_id");
@@ -305,60 +185,13 @@ HfConfig load_hf_config(const std::string& folder_or_file) {
 }
 
 std::string hf_config_to_json(const HfConfig& c) {
+    const ArchSpec& spec = arch_spec(c.arch);
     nlohmann::ordered_json j;
-    j["architectures"] = {c.architecture.empty() ? hf_arch_name(c.arch) : c.architecture};
-    j["model_type"] = c.model_type.empty() ? arch_entry(c.arch).model_type : c.model_type;
+    j["architectures"] = {c.architecture.empty() ? spec.hf_classes.front().class_name : c.architecture};
+    j["model_type"] = c.model_type.empty() ? spec.hf_classes.front().model_type : c.model_type;
     j["vocab_size"] = c.vocab_size;
-    if (c.arch == HfArch::kGpt2) {
-        j["n_embd"] = c.hidden_size;
-        j["n_layer"] = c.num_hidden_layers;
-        j["n_head"] = c.num_attention_heads;
-        j["n_positions"] = c.max_position_embeddings;
-        j["n_ctx"] = c.max_position_embeddings;
-        if (c.intermediate_size == 4 * c.hidden_size) {
-            j["n_inner"] = nullptr;
-        } else {
-            j["n_inner"] = c.intermediate_size;
-        }
-        j["layer_norm_epsilon"] = c.norm_eps;
-        j["activation_function"] = c.hidden_act;
-        j["tie_word_embeddings"] = c.tie_word_embeddings;
-    } else {
-        j["hidden_size"] = c.hidden_size;
-        j["intermediate_size"] = c.intermediate_size;
-        j["num_hidden_layers"] = c.num_hidden_layers;
-        j["num_attention_heads"] = c.num_attention_heads;
-        j["max_position_embeddings"] = c.max_position_embeddings;
-        j["hidden_act"] = c.hidden_act;
-        j["tie_word_embeddings"] = c.tie_word_embeddings;
-        if (c.arch == HfArch::kGptNeoX) {
-            j["layer_norm_eps"] = c.norm_eps;
-            j["rotary_pct"] = c.partial_rotary_factor;
-            j["rotary_emb_base"] = c.rope_theta;
-            j["use_parallel_residual"] = c.use_parallel_residual;
-            j["attention_bias"] = c.attention_bias;
-        } else {
-            j["num_key_value_heads"] = c.num_key_value_heads;
-            if (c.num_attention_heads > 0 && c.head_dim != c.hidden_size / c.num_attention_heads) {
-                j["head_dim"] = c.head_dim;
-            }
-            j["rms_norm_eps"] = c.norm_eps;
-            j["rope_theta"] = c.rope_theta;
-            if (c.partial_rotary_factor != 1.0) j["partial_rotary_factor"] = c.partial_rotary_factor;
-            if (c.arch == HfArch::kLlama) {
-                j["attention_bias"] = c.attention_bias;
-                j["mlp_bias"] = c.mlp_bias;
-            } else if (c.arch == HfArch::kMistral) {
-                if (c.sliding_window > 0) {
-                    j["sliding_window"] = c.sliding_window;
-                } else {
-                    j["sliding_window"] = nullptr;
-                }
-            } else {
-                j["use_sliding_window"] = c.sliding_window > 0;
-                if (c.sliding_window > 0) j["sliding_window"] = c.sliding_window;
-            }
-        }
+    spec.write_hf(c, j);
+    if (!spec.learned_positions) {
         if (c.rope_scaling) {
             nlohmann::ordered_json rs;
             rs["rope_type"] = c.rope_scaling->type;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "memskew/error.h"
+#include "model/arch/arch.h"
 
 namespace memskew {
 
@@ -29,7 +30,7 @@ void ModelConfig::validate() const {
         throw InvalidInput(fmt::format("model config: hidden size {} is not divisible by {} heads", dim, n_heads));
     if (n_heads % n_kv_heads != 0)
         throw InvalidInput(fmt::format("model config: {} heads are not divisible by {} KV heads", n_heads, n_kv_heads));
-    if (arch != "gpt2" && head_dim() % 2 != 0)
+    if (!arch_spec(arch).learned_positions && head_dim() % 2 != 0)
         throw InvalidInput(fmt::format("model config: head dimension {} must be even for rotary embeddings", head_dim()));
     if (!(rotary_pct > 0 && rotary_pct <= 1))
         throw InvalidInput(fmt::format("model config: rotary_pct must be in (0, 1], got {}", rotary_pct));
@@ -42,13 +43,14 @@ void ModelConfig::validate() const {
 }
 
 int64_t ModelConfig::rotary_dim() const {
-    if (arch == "gpt2") return 0;
+    if (arch_spec(arch).learned_positions) return 0;
     return (static_cast<int64_t>(head_dim() * rotary_pct) / 2) * 2;
 }
 
 int64_t ModelConfig::n_params() const {
     const int64_t hd = head_dim();
-    const bool layer_norm = arch != "llama";  // LayerNorm has a bias next to its weight
+    const ArchSpec& spec = arch_spec(arch);
+    const bool layer_norm = spec.layer_norm;  // LayerNorm has a bias next to its weight
     int64_t attn = dim * (n_heads * hd) + 2 * dim * (n_kv_heads * hd) + (n_heads * hd) * dim;
     if (qkv_bias || layer_norm) attn += (n_heads + 2 * n_kv_heads) * hd;
     if (o_bias || layer_norm) attn += dim;
@@ -58,7 +60,7 @@ int64_t ModelConfig::n_params() const {
     const int64_t norms = (layer_norm ? 2 : 1) * dim;
     const int64_t per_layer = attn + mlp + 2 * norms;
     int64_t total = n_vocab * dim + n_layers * per_layer + norms + (tied_output ? 0 : n_vocab * dim);
-    if (arch == "gpt2") total += max_ctx * dim;  // learned positions
+    if (spec.learned_positions) total += max_ctx * dim;
     return total;
 }
 

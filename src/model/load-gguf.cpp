@@ -6,6 +6,7 @@
 
 #include "memskew/error.h"
 #include "memskew/gguf.h"
+#include "model/arch/arch.h"
 #include "model/model-impl.h"
 
 namespace memskew {
@@ -15,12 +16,13 @@ namespace {
 ModelConfig config_from_gguf(const GgufFile& g) {
     ModelConfig c;
     const std::string arch = g.get_string("general.architecture");
-    if (arch != "llama") {
+    const ArchSpec* spec = arch_for_gguf(arch);
+    if (!spec) {
         throw FormatError(fmt::format("unsupported architecture '{}' (general.architecture)", arch),
                           "memskew reads GGUF models of the 'llama' architecture (Llama 2/3, Mistral, "
                           "TinyLlama, SmolLM); Hugging Face folders cover GPT-NeoX and GPT-2");
     }
-    c.arch = arch;
+    c.arch = spec->key;
     c.name = g.get_string("general.name", std::string());
     auto key = [&](const char* k) { return arch + "." + k; };
     c.dim = g.get_int(key("embedding_length"));

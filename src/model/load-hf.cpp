@@ -14,6 +14,7 @@
 #include "memskew/error.h"
 #include "memskew/hf-config.h"
 #include "memskew/safetensors.h"
+#include "model/arch/arch.h"
 #include "model/model-impl.h"
 
 namespace memskew {
@@ -27,14 +28,9 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }
 
 ModelConfig config_from_hf(const HfConfig& h, const std::string& source) {
+    const ArchSpec& spec = arch_spec(h.arch);
     ModelConfig c;
-    switch (h.arch) {
-        case HfArch::kLlama:
-        case HfArch::kMistral:
-        case HfArch::kQwen2: c.arch = "llama"; break;
-        case HfArch::kGptNeoX: c.arch = "gptneox"; break;
-        case HfArch::kGpt2: c.arch = "gpt2"; break;
-    }
+    c.arch = spec.key;
     c.n_vocab = h.vocab_size;
     c.dim = h.hidden_size;
     c.n_layers = h.num_hidden_layers;
@@ -50,24 +46,10 @@ ModelConfig config_from_hf(const HfConfig& h, const std::string& source) {
                                       h.head_dim, h.hidden_size / h.num_attention_heads),
                           "memskew's architectures derive the head size from the hidden size");
     }
-    if (c.arch == "gpt2") {
-        c.qkv_bias = c.o_bias = c.mlp_bias = true;
-        return c;
-    }
+    spec.from_hf(h, c, source);
+    if (spec.learned_positions) return c;
     c.rope_base = h.rope_theta;
     c.rotary_pct = h.partial_rotary_factor;
-    if (c.arch == "gptneox") {
-        // The GPT-NeoX module always carries attention biases.
-        if (!h.attention_bias) {
-            throw FormatError(fmt::format("{}: attention_bias=false is not supported for GPTNeoXForCausalLM", source));
-        }
-        c.qkv_bias = c.o_bias = c.mlp_bias = true;
-        c.parallel_residual = h.use_parallel_residual;
-    } else {
-        c.qkv_bias = h.qkv_bias;
-        c.o_bias = h.o_bias;
-        c.mlp_bias = h.mlp_bias;
-    }
     if (h.rope_scaling) {
         const HfRopeScaling& rs = *h.rope_scaling;
         if (rs.type == "linear") {
@@ -90,26 +72,6 @@ ModelConfig config_from_hf(const HfConfig& h, const std::string& source) {
         c.max_ctx = h.sliding_window;
     }
     return c;
-}
-
-// Config keys that fix a parameter's shape, for error messages.
-std::string shape_source(const std::string& name, const HfConfig& h) {
-    const bool gpt2 = h.arch == HfArch::kGpt2;
-    const char* hidden = gpt2 ? "n_embd" : "hidden_size";
-    const char* inter = gpt2 ? "n_inner" : "intermediate_size";
-    const char* heads = gpt2 ? "n_head" : "num_attention_heads";
-    auto has = [&](const char* part) { return name.find(part) != std::string::npos; };
-    if (has("embed") || has("wte") || has("lm_head"))
-        return fmt::format("vocab_size={}, {}={}", h.vocab_size, hidden, h.hidden_size);
-    if (has("wpe")) return fmt::format("n_positions={}, n_embd={}", h.max_position_embeddings, h.hidden_size);
-    if (has("mlp")) return fmt::format("{}={}, {}={}", hidden, h.hidden_size, inter, h.intermediate_size);
-    if (has("attn") || has("attention")) {
-        if (h.arch == HfArch::kGpt2 || h.arch == HfArch::kGptNeoX)
-            return fmt::format("{}={}, {}={}", hidden, h.hidden_size, heads, h.num_attention_heads);
-        return fmt::format("hidden_size={}, num_attention_heads={}, num_key_value_heads={}", h.hidden_size,
-                           h.num_attention_heads, h.num_key_value_heads);
-    }
-    return fmt::format("{}={}", hidden, h.hidden_size);
 }
 
 // Buffers some checkpoints carry that are not parameters: GPT-2's causal mask
@@ -144,11 +106,18 @@ std::unique_ptr<Model::Impl> load_hf_model(const std::string& path, const LoadPa
         }
         const auto weights = SafetensorsModel::open(dir);
 
-        // GPT-2 checkpoints saved from GPT2Model (older uploads) lack the
-        // "transformer." prefix.
-        std::string strip_prefix;
-        if (c.arch == "gpt2" && !weights->contains("transformer.wte.weight") && weights->contains("wte.weight"))
-            strip_prefix = "transformer.";
+        // Some checkpoints leave out a prefix of the family's tensor names
+        // (GPT-2 saved from GPT2Model: no "transformer.").
+        const ArchSpec& spec = arch_spec(c.arch);
+        std::string strip_prefix = spec.optional_tensor_prefix;
+        if (!strip_prefix.empty()) {
+            for (const std::string& name : weights->names()) {
+                if (name.compare(0, strip_prefix.size(), strip_prefix) == 0) {
+                    strip_prefix.clear();  // the names carry it
+                    break;
+                }
+            }
+        }
 
         std::set<std::string> dtypes;
         std::set<std::string> used;
@@ -169,7 +138,7 @@ std::unique_ptr<Model::Impl> load_hf_model(const std::string& path, const LoadPa
             }
             if (info->shape != shape) {
                 throw FormatError(fmt::format("tensor '{}' has shape [{}] but config.json ({}) implies [{}]", name,
-                                              fmt::join(info->shape, ", "), shape_source(param, h),
+                                              fmt::join(info->shape, ", "), spec.shape_source(param, h),
                                               fmt::join(shape, ", ")),
                                   "config.json and the weights come from different models");
             }

@@ -3,6 +3,7 @@
 
 #include "memskew/error.h"
 #include "memskew/gguf.h"
+#include "model/arch/arch.h"
 #include "model/model-impl.h"
 
 namespace memskew {
@@ -38,12 +39,13 @@ void Model::save_gguf(const std::string& path, GgmlType stored) const {
         throw InvalidInput("GGUF output type must be F32, F16, BF16, Q8_0 or Q4_0");
     c10::InferenceMode guard;
     const ModelConfig& c = impl_->config;
-    if (c.arch != "llama")
+    const ArchSpec& spec = arch_spec(c.arch);
+    if (!spec.gguf_name)
         throw InvalidInput(fmt::format("GGUF output supports the llama architecture, not '{}'", c.arch),
                            "write a Hugging Face folder instead (memskew convert --to hf)");
     auto& net = *impl_->net;
     GgufWriter w;
-    w.set("general.architecture", GgufValue::from_string("llama"));
+    w.set("general.architecture", GgufValue::from_string(spec.gguf_name));
     w.set("general.name", GgufValue::from_string(c.name.empty() ? "memskew-model" : c.name));
     // llama.cpp's LLAMA_FTYPE values.
     const uint32_t file_type = stored == GgmlType::kF32    ? 0

@@ -28,6 +28,7 @@
 #include "memskew/hf-config.h"
 #include "memskew/file-io.h"
 #include "memskew/safetensors.h"
+#include "model/arch/arch.h"
 #include "model/model-impl.h"
 
 namespace memskew {
@@ -42,29 +43,9 @@ namespace {
 constexpr const char* kSpaceMarker = "\xE2\x96\x81";  // "▁"
 
 HfConfig hf_config_for(const ModelConfig& c, const Vocab& v, GgmlType stored) {
+    const ArchSpec& spec = arch_spec(c.arch);
     HfConfig h;
-    if (c.arch == "llama") {
-        // Llama's attention_bias covers q, k, v and o together; Qwen2 has
-        // biases on q, k, v only.
-        if (c.qkv_bias && !c.o_bias) {
-            if (c.mlp_bias)
-                throw InvalidInput("a Llama model with q/k/v and MLP biases but no output-projection bias has no "
-                                   "Hugging Face equivalent");
-            h.arch = HfArch::kQwen2;
-        } else if (c.qkv_bias != c.o_bias) {
-            throw InvalidInput("a Llama model with an output-projection bias but no q/k/v biases has no Hugging "
-                               "Face equivalent");
-        } else {
-            h.arch = HfArch::kLlama;
-        }
-    } else if (c.arch == "gptneox") {
-        h.arch = HfArch::kGptNeoX;
-    } else if (c.arch == "gpt2") {
-        h.arch = HfArch::kGpt2;
-    } else {
-        throw InvalidInput(fmt::format("no Hugging Face architecture for '{}'", c.arch));
-    }
-    h.architecture = hf_arch_name(h.arch);
+    h.arch = spec.key;
     h.vocab_size = c.n_vocab;
     h.hidden_size = c.dim;
     h.num_hidden_layers = c.n_layers;
@@ -79,10 +60,9 @@ HfConfig hf_config_for(const ModelConfig& c, const Vocab& v, GgmlType stored) {
     h.qkv_bias = c.qkv_bias;
     h.o_bias = c.o_bias;
     h.mlp_bias = c.mlp_bias;
-    h.attention_bias = h.arch == HfArch::kQwen2 ? true : c.qkv_bias;
-    if (h.arch == HfArch::kGptNeoX) h.attention_bias = true;
+    h.attention_bias = c.qkv_bias;
     h.use_parallel_residual = c.parallel_residual;
-    if (h.arch != HfArch::kGpt2) {
+    if (!spec.learned_positions) {
         h.rope_theta = c.rope_base;
         h.partial_rotary_factor = c.rotary_pct;
         if (c.rope_scaling == "linear" || c.rope_scaling == "llama3") {
@@ -101,8 +81,8 @@ HfConfig hf_config_for(const ModelConfig& c, const Vocab& v, GgmlType stored) {
     } else {
         h.rope_theta = 0.0;
         h.partial_rotary_factor = 0.0;
-        h.use_parallel_residual = false;
     }
+    spec.to_hf(c, h);  // the class, and what only the family sets
     h.torch_dtype = stored == GgmlType::kF16 ? "float16" : stored == GgmlType::kBF16 ? "bfloat16" : "float32";
     if (v.bos >= 0) h.bos_token_ids = {v.bos};
     if (v.eos >= 0) h.eos_token_ids = {v.eos};
@@ -349,7 +329,7 @@ std::string tokenizer_json_folder(const Model::Impl& impl) {
 void check_no_rope_freqs(const Model::Impl& impl) {
     std::error_code ec;
     if (!fs::is_regular_file(impl.path, ec)) return;
-    if (impl.config.arch != "llama" || !impl.config.rope_scaling.empty()) return;
+    if (!impl.config.rope_scaling.empty()) return;
     char magic[4] = {};
     if (FILE* f = std::fopen(impl.path.c_str(), "rb")) {
         const size_t n = std::fread(magic, 1, 4, f);

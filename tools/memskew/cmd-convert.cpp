@@ -19,9 +19,9 @@ void check_gguf_convertible(const std::string& model) {
     const bool folder = std::filesystem::is_directory(p, ec);
     if (!folder && p.filename() != "config.json") return;
     const HfConfig hc = load_hf_config(model);
-    if (hc.arch == HfArch::kGpt2 || hc.arch == HfArch::kGptNeoX) {
-        throw InvalidInput(fmt::format("GGUF output supports the llama architecture, not '{}' ({})",
-                                       hc.arch == HfArch::kGpt2 ? "gpt2" : "gptneox", hc.architecture),
+    if (!arch_supports_gguf(hc.arch)) {
+        throw InvalidInput(fmt::format("GGUF output supports the llama architecture, not '{}' ({})", hc.arch,
+                                       hc.architecture),
                            "write a Hugging Face folder instead (memskew convert --to hf)");
     }
 }

@@ -3,6 +3,9 @@
 // Hugging Face's GPTNeoXForCausalLM: gpt_neox.embed_in, gpt_neox.layers.N.
 // {input_layernorm, post_attention_layernorm, attention.{query_key_value, dense},
 // mlp.{dense_h_to_4h, dense_4h_to_h}}, gpt_neox.final_layer_norm, embed_out.
+#include <fmt/format.h>
+
+#include "memskew/error.h"
 #include "model/arch/arch.h"
 #include "model/layers.h"
 
@@ -101,8 +104,71 @@ private:
     Rotary rotary_;
 };
 
+// --- config.json ----------------------------------------------------------------
+
+void parse_hf(const format::JsonObject& cfg, HfConfig& c) {
+    parse_standard_hf_shapes(cfg, c);
+    c.num_key_value_heads = c.num_attention_heads;
+    c.max_position_embeddings = cfg.int_or("max_position_embeddings", 2048);
+    c.norm_eps = cfg.number_or("layer_norm_eps", 1e-5);
+    c.hidden_act = cfg.string_or("hidden_act", "gelu");
+    // Newer transformers spell these rope_theta / partial_rotary_factor.
+    c.rope_theta = cfg.number_or("rotary_emb_base", cfg.number_or("rope_theta", 10000.0));
+    c.partial_rotary_factor = cfg.number_or("rotary_pct", cfg.number_or("partial_rotary_factor", 0.25));
+    c.use_parallel_residual = cfg.bool_or("use_parallel_residual", true);
+    c.tie_word_embeddings = cfg.bool_or("tie_word_embeddings", false);
+    c.attention_bias = cfg.bool_or("attention_bias", true);
+    c.qkv_bias = c.o_bias = c.attention_bias;
+    c.mlp_bias = true;
+}
+
+void write_hf(const HfConfig& c, nlohmann::ordered_json& j) {
+    write_standard_hf_keys(c, j);
+    j["layer_norm_eps"] = c.norm_eps;
+    j["rotary_pct"] = c.partial_rotary_factor;
+    j["rotary_emb_base"] = c.rope_theta;
+    j["use_parallel_residual"] = c.use_parallel_residual;
+    j["attention_bias"] = c.attention_bias;
+}
+
+void from_hf(const HfConfig& h, ModelConfig& c, const std::string& source) {
+    // The GPT-NeoX module always carries attention biases.
+    if (!h.attention_bias)
+        throw FormatError(fmt::format("{}: attention_bias=false is not supported for GPTNeoXForCausalLM", source));
+    c.qkv_bias = c.o_bias = c.mlp_bias = true;
+    c.parallel_residual = h.use_parallel_residual;
+}
+
+void to_hf(const ModelConfig& c, HfConfig& h) {
+    h.architecture = "GPTNeoXForCausalLM";
+    h.model_type = "gpt_neox";
+    h.attention_bias = true;
+    h.use_parallel_residual = c.parallel_residual;
+}
+
+std::string shape_source(const std::string& param, const HfConfig& h) {
+    return shape_source_with(param, h, "hidden_size", "intermediate_size", "num_attention_heads", false);
+}
+
+std::shared_ptr<CausalLmImpl> make(const ModelConfig& cfg) { return std::make_shared<GptNeoXLm>(cfg); }
+
 }  // namespace
 
-std::shared_ptr<CausalLmImpl> make_gpt_neox(const ModelConfig& cfg) { return std::make_shared<GptNeoXLm>(cfg); }
+const ArchSpec& arch_gpt_neox() {
+    static const ArchSpec spec = [] {
+        ArchSpec a;
+        a.key = "gptneox";
+        a.hf_classes = {{"GPTNeoXForCausalLM", "gpt_neox"}};
+        a.layer_norm = true;
+        a.parse_hf = parse_hf;
+        a.write_hf = write_hf;
+        a.from_hf = from_hf;
+        a.to_hf = to_hf;
+        a.shape_source = shape_source;
+        a.make = make;
+        return a;
+    }();
+    return spec;
+}
 
 }  // namespace memskew

@@ -3,6 +3,9 @@
 // (tanh) MLP, output tied to the token embeddings. Parameter names as Hugging
 // Face's GPT2LMHeadModel: transformer.{wte, wpe, h.N.{ln_1, attn.{c_attn, c_proj},
 // ln_2, mlp.{c_fc, c_proj}}, ln_f}, lm_head (tied).
+#include <fmt/format.h>
+
+#include "memskew/error.h"
 #include "model/arch/arch.h"
 #include "model/layers.h"
 
@@ -89,8 +92,77 @@ public:
     Linear lm_head{nullptr};
 };
 
+// --- config.json ----------------------------------------------------------------
+
+void parse_hf(const format::JsonObject& cfg, HfConfig& c) {
+    // GPT2Config's attribute_map also accepts the generic names.
+    c.vocab_size = cfg.required_int("vocab_size");
+    c.hidden_size = cfg.required_int_any({"n_embd", "hidden_size"});
+    c.num_hidden_layers = cfg.required_int_any({"n_layer", "num_hidden_layers"});
+    c.num_attention_heads = cfg.required_int_any({"n_head", "num_attention_heads"});
+    c.num_key_value_heads = c.num_attention_heads;
+    c.max_position_embeddings = cfg.int_or("n_positions", cfg.int_or("max_position_embeddings", 1024));
+    c.intermediate_size = cfg.int_or("n_inner", 4 * c.hidden_size);  // null -> 4 * n_embd
+    c.norm_eps = cfg.number_or("layer_norm_epsilon", 1e-5);
+    c.hidden_act = cfg.string_or("activation_function", "gelu_new");
+    c.rope_theta = 0.0;
+    c.partial_rotary_factor = 0.0;  // learned absolute positions
+    c.tie_word_embeddings = cfg.bool_or("tie_word_embeddings", true);
+    c.attention_bias = c.qkv_bias = c.o_bias = c.mlp_bias = true;
+    c.use_parallel_residual = false;
+    // Variants of the attention arithmetic memskew does not implement.
+    if (!cfg.bool_or("scale_attn_weights", true))
+        throw FormatError(fmt::format("{}: scale_attn_weights=false is not supported", cfg.source()));
+    if (cfg.bool_or("scale_attn_by_inverse_layer_idx", false))
+        throw FormatError(fmt::format("{}: scale_attn_by_inverse_layer_idx=true is not supported", cfg.source()));
+}
+
+void write_hf(const HfConfig& c, nlohmann::ordered_json& j) {
+    j["n_embd"] = c.hidden_size;
+    j["n_layer"] = c.num_hidden_layers;
+    j["n_head"] = c.num_attention_heads;
+    j["n_positions"] = c.max_position_embeddings;
+    j["n_ctx"] = c.max_position_embeddings;
+    if (c.intermediate_size == 4 * c.hidden_size) j["n_inner"] = nullptr;
+    else j["n_inner"] = c.intermediate_size;
+    j["layer_norm_epsilon"] = c.norm_eps;
+    j["activation_function"] = c.hidden_act;
+    j["tie_word_embeddings"] = c.tie_word_embeddings;
+}
+
+void from_hf(const HfConfig&, ModelConfig& c, const std::string&) { c.qkv_bias = c.o_bias = c.mlp_bias = true; }
+
+void to_hf(const ModelConfig&, HfConfig& h) {
+    h.architecture = "GPT2LMHeadModel";
+    h.model_type = "gpt2";
+    h.use_parallel_residual = false;
+}
+
+std::string shape_source(const std::string& param, const HfConfig& h) {
+    return shape_source_with(param, h, "n_embd", "n_inner", "n_head", false);
+}
+
+std::shared_ptr<CausalLmImpl> make(const ModelConfig& cfg) { return std::make_shared<Gpt2Lm>(cfg); }
+
 }  // namespace
 
-std::shared_ptr<CausalLmImpl> make_gpt2(const ModelConfig& cfg) { return std::make_shared<Gpt2Lm>(cfg); }
+const ArchSpec& arch_gpt2() {
+    static const ArchSpec spec = [] {
+        ArchSpec a;
+        a.key = "gpt2";
+        a.hf_classes = {{"GPT2LMHeadModel", "gpt2"}};
+        a.learned_positions = true;
+        a.layer_norm = true;
+        a.optional_tensor_prefix = "transformer.";
+        a.parse_hf = parse_hf;
+        a.write_hf = write_hf;
+        a.from_hf = from_hf;
+        a.to_hf = to_hf;
+        a.shape_source = shape_source;
+        a.make = make;
+        return a;
+    }();
+    return spec;
+}
 
 }  // namespace memskew

@@ -3,6 +3,7 @@
 // LlamaForCausalLM: model.embed_tokens, model.layers.N.{self_attn.{q,k,v,o}_proj,
 // mlp.{gate,up,down}_proj, input_layernorm, post_attention_layernorm},
 // model.norm, lm_head (absent when tied).
+#include "memskew/error.h"
 #include "model/arch/arch.h"
 #include "model/cpu-kernels.h"
 #include "model/layers.h"
@@ -142,8 +143,106 @@ private:
     Rotary rotary_;
 };
 
+
+// --- config.json ----------------------------------------------------------------
+
+bool is_class(const HfConfig& c, const char* name) { return c.architecture == name; }
+
+void parse_hf(const format::JsonObject& cfg, HfConfig& c) {
+    parse_standard_hf_shapes(cfg, c);
+    c.num_key_value_heads = cfg.int_or("num_key_value_heads", c.num_attention_heads);
+    if (cfg.get("head_dim")) c.head_dim = cfg.required_int("head_dim");
+    const bool mistral = is_class(c, "MistralForCausalLM"), qwen2 = is_class(c, "Qwen2ForCausalLM");
+    const int64_t default_ctx = mistral ? 4096 * 32 : qwen2 ? 32768 : 2048;
+    c.max_position_embeddings = cfg.int_or("max_position_embeddings", default_ctx);
+    c.norm_eps = cfg.number_or("rms_norm_eps", 1e-6);
+    c.hidden_act = cfg.string_or("hidden_act", "silu");
+    c.rope_theta = cfg.number_or("rope_theta", 10000.0);
+    c.partial_rotary_factor = cfg.number_or("partial_rotary_factor", 1.0);
+    c.tie_word_embeddings = cfg.bool_or("tie_word_embeddings", false);
+    c.use_parallel_residual = false;
+    if (qwen2) {
+        // Qwen2Attention hard-codes bias=True for q/k/v and False for o_proj.
+        c.attention_bias = true;
+        c.qkv_bias = true;
+        c.o_bias = false;
+        if (cfg.bool_or("use_sliding_window", false)) c.sliding_window = cfg.int_or("sliding_window", 4096);
+    } else if (mistral) {  // no biases; sliding_window null (v0.2+) means full attention
+        c.sliding_window = cfg.present("sliding_window") ? cfg.int_or("sliding_window", 0) : 4096;
+    } else {
+        c.attention_bias = cfg.bool_or("attention_bias", false);
+        c.qkv_bias = c.o_bias = c.attention_bias;
+        c.mlp_bias = cfg.bool_or("mlp_bias", false);
+    }
+}
+
+void write_hf(const HfConfig& c, nlohmann::ordered_json& j) {
+    write_standard_hf_keys(c, j);
+    j["num_key_value_heads"] = c.num_key_value_heads;
+    if (c.num_attention_heads > 0 && c.head_dim != c.hidden_size / c.num_attention_heads) j["head_dim"] = c.head_dim;
+    j["rms_norm_eps"] = c.norm_eps;
+    j["rope_theta"] = c.rope_theta;
+    if (c.partial_rotary_factor != 1.0) j["partial_rotary_factor"] = c.partial_rotary_factor;
+    if (is_class(c, "MistralForCausalLM")) {
+        if (c.sliding_window > 0) j["sliding_window"] = c.sliding_window;
+        else j["sliding_window"] = nullptr;
+    } else if (is_class(c, "Qwen2ForCausalLM")) {
+        j["use_sliding_window"] = c.sliding_window > 0;
+        if (c.sliding_window > 0) j["sliding_window"] = c.sliding_window;
+    } else {
+        j["attention_bias"] = c.attention_bias;
+        j["mlp_bias"] = c.mlp_bias;
+    }
+}
+
+void from_hf(const HfConfig& h, ModelConfig& c, const std::string&) {
+    c.qkv_bias = h.qkv_bias;
+    c.o_bias = h.o_bias;
+    c.mlp_bias = h.mlp_bias;
+}
+
+void to_hf(const ModelConfig& c, HfConfig& h) {
+    // Llama's attention_bias covers q, k, v and o together; Qwen2 has
+    // biases on q, k, v only.
+    if (c.qkv_bias && !c.o_bias) {
+        if (c.mlp_bias)
+            throw InvalidInput("a Llama model with q/k/v and MLP biases but no output-projection bias has no "
+                               "Hugging Face equivalent");
+        h.architecture = "Qwen2ForCausalLM";
+        h.model_type = "qwen2";
+        h.attention_bias = true;
+    } else if (c.qkv_bias != c.o_bias) {
+        throw InvalidInput("a Llama model with an output-projection bias but no q/k/v biases has no Hugging Face "
+                           "equivalent");
+    } else {
+        h.architecture = "LlamaForCausalLM";
+        h.model_type = "llama";
+    }
+}
+
+std::string shape_source(const std::string& param, const HfConfig& h) {
+    return shape_source_with(param, h, "hidden_size", "intermediate_size", "num_attention_heads", true);
+}
+
+std::shared_ptr<CausalLmImpl> make(const ModelConfig& cfg) { return std::make_shared<LlamaLm>(cfg); }
+
 }  // namespace
 
-std::shared_ptr<CausalLmImpl> make_llama(const ModelConfig& cfg) { return std::make_shared<LlamaLm>(cfg); }
+const ArchSpec& arch_llama() {
+    static const ArchSpec spec = [] {
+        ArchSpec a;
+        a.key = "llama";
+        a.hf_classes = {{"LlamaForCausalLM", "llama"}, {"MistralForCausalLM", "mistral"}, {"Qwen2ForCausalLM", "qwen2"}};
+        a.gguf_name = "llama";
+        a.parse_hf = parse_hf;
+        a.write_hf = write_hf;
+        a.from_hf = from_hf;
+        a.to_hf = to_hf;
+        a.shape_source = shape_source;
+        a.make = make;
+        return a;
+    }();
+    return spec;
+}
 
 }  // namespace memskew
