@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "memskew/engine.h"
+#include "memskew/model.h"
 #include "memskew/peft-config.h"
 
 namespace memskew {

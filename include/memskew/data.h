@@ -295,3 +295,24 @@ struct SyntheticParams {
 size_t write_synthetic_sft(const std::string& path, const SyntheticParams& params = {});
 
 }  // namespace memskew
+
+namespace memskew {
+
+// ---------------------------------------------------------------------------
+// The dataset options, declared once
+//
+// How records map to samples is chosen by the same options wherever a dataset
+// is read: `memskew train` and `memskew probe` (--prompt-field, ...) and a
+// study's [datasets.NAME] tables (prompt_field = ...). Each front end builds
+// its options from this list, so a model is probed with exactly the mapping
+// it was trained with, and an option added here appears everywhere.
+struct DatasetOption {
+    const char* key;   // "prompt_field"; the command line spells it --prompt-field
+    bool is_flag;      // a boolean (a flag on the command line) rather than a text value
+    const char* help;
+    // Applies a value ("true"/"false" for flags) to params; InvalidInput for a bad one.
+    void (*apply)(DatasetParams& params, const std::string& value);
+};
+const std::vector<DatasetOption>& dataset_options();
+
+}  // namespace memskew

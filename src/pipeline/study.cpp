@@ -47,7 +47,8 @@ public:
     bool has(const std::string& k) const { return table_.contains(k); }
     const toml::node* node(const std::string& k) const { return table_.get(k); }
 
-    void allow(std::initializer_list<const char*> keys) const {
+    void allow(std::initializer_list<const char*> keys) const { allow(std::vector<std::string>(keys.begin(), keys.end())); }
+    void allow(const std::vector<std::string>& keys) const {
         std::set<std::string> ok(keys.begin(), keys.end());
         for (const auto& [k, v] : table_) {
             const std::string name(k.str());
@@ -241,6 +242,8 @@ StudyConfig parse_study_config(const std::string& toml_text, const std::string& 
     const toml::table* dt = top.table("datasets");
     if (!dt || dt->empty())
         top.fail("datasets", "missing", "add [datasets.NAME] tables with path = \"data.jsonl\"");
+    std::vector<std::string> dataset_keys{"path"};
+    for (const DatasetOption& o : dataset_options()) dataset_keys.push_back(o.key);
     for (const auto& [k, v] : *dt) {
         StudyDataset d;
         d.name = std::string(k.str());
@@ -248,24 +251,17 @@ StudyConfig parse_study_config(const std::string& toml_text, const std::string& 
         if (!valid_arm_name(d.name)) top.fail(prefix, "dataset names use letters, digits, '.', '_' and '-'");
         if (!v.is_table()) top.fail(prefix, "must be a table", "[datasets.NAME] with path = \"data.jsonl\"");
         Reader r(file, *v.as_table(), prefix);
-        r.allow({"path", "format", "template", "prompt_field", "input_field", "response_field", "messages_field",
-                 "system_field", "id_field", "skip_bad", "skip_empty", "dedupe_ids", "reference_end_marker",
-                 "system"});
+        r.allow(dataset_keys);
         d.path = resolve(base_dir, r.req_str("path", "the dataset file (JSONL, JSON array or CSV)"));
         DatasetParams& p = d.params;
-        if (auto s = r.str("format")) p.format = r.parse("format", [&] { return parse_record_format(*s); });
-        if (auto s = r.str("template")) p.prompt_template = r.parse("template", [&] { return parse_template(*s); });
-        if (auto s = r.str("system")) p.prompt_template.default_system = *s;
-        if (auto b = r.boolean("reference_end_marker")) p.prompt_template.reference_end_marker = *b;
-        p.prompt_field = r.str("prompt_field", "");
-        p.input_field = r.str("input_field", "");
-        p.response_field = r.str("response_field", "");
-        p.messages_field = r.str("messages_field", "");
-        p.system_field = r.str("system_field", "");
-        p.id_field = r.str("id_field", "id");
-        p.skip_bad = r.boolean("skip_bad").value_or(false);
-        p.skip_empty_reference = r.boolean("skip_empty").value_or(true);
-        p.dedupe_ids = r.boolean("dedupe_ids").value_or(false);
+        p.skip_empty_reference = true;  // a study's default (docs/study.md)
+        for (const DatasetOption& o : dataset_options()) {
+            if (o.is_flag) {
+                if (auto b = r.boolean(o.key)) o.apply(p, *b ? "true" : "false");
+            } else if (auto v = r.str(o.key)) {
+                r.parse(o.key, [&] { o.apply(p, *v); });
+            }
+        }
         c.datasets.push_back(std::move(d));
     }
     auto has_dataset = [&](const std::string& n) {

@@ -316,3 +316,44 @@ data = [{ dataset = "nope", n = 5 }]
         EXPECT_EQ(names, (std::vector<std::string>{"base", "mix", "A-10", "A-20"}));
     }
 }
+
+// A study's [datasets.NAME] takes every dataset option train and probe take,
+// with the same meaning: the parsed params equal the ones the CLI's list
+// builds from the same values (the options come from one list, data.h).
+TEST(Study, DatasetTablesTakeTheSharedDatasetOptions) {
+    const std::string dir = test::temp_dir();
+    std::string table = "[datasets.A]\npath = \"a.jsonl\"\n";
+    DatasetParams expected;
+    expected.skip_empty_reference = true;  // the study's default, before the options apply
+    for (const DatasetOption& o : dataset_options()) {
+        std::string value;
+        if (o.is_flag) value = std::string(o.key) == "skip_empty" ? "false" : "true";
+        else if (std::string(o.key) == "format") value = "question-answer";
+        else if (std::string(o.key) == "template") value = "chatml";
+        else value = std::string("v_") + o.key;
+        table += std::string(o.key) + " = " + (o.is_flag ? value : "\"" + value + "\"") + "\n";
+        o.apply(expected, value);
+    }
+    std::string text = tiny_config(dir, kArms);
+    const size_t a = text.find("[datasets.A]"), b = text.find("[datasets.B]");
+    text.replace(a, b - a, table + "\n");
+    const StudyConfig c = parse(dir, text);
+    const DatasetParams& got = c.datasets.at(0).params;
+    EXPECT_EQ(got.format, RecordFormat::kQuestionAnswer);
+    EXPECT_EQ(got.prompt_template.kind, TemplateKind::kChatml);
+    EXPECT_EQ(got.prompt_template.default_system, "v_system");
+    EXPECT_TRUE(got.prompt_template.reference_end_marker);
+    EXPECT_EQ(got.prompt_field, "v_prompt_field");
+    EXPECT_EQ(got.input_field, "v_input_field");
+    EXPECT_EQ(got.response_field, "v_response_field");
+    EXPECT_EQ(got.messages_field, "v_messages_field");
+    EXPECT_EQ(got.system_field, "v_system_field");
+    EXPECT_EQ(got.id_field, "v_id_field");
+    EXPECT_TRUE(got.skip_bad);
+    EXPECT_FALSE(got.skip_empty_reference);
+    EXPECT_TRUE(got.dedupe_ids);
+    // And what the list's own apply() gives for the same values.
+    EXPECT_EQ(got.prompt_field, expected.prompt_field);
+    EXPECT_EQ(got.prompt_template.kind, expected.prompt_template.kind);
+    EXPECT_EQ(got.skip_empty_reference, expected.skip_empty_reference);
+}

@@ -1,5 +1,6 @@
 #include "cli.h"
 
+#include <algorithm>
 #include <iostream>
 #include <tuple>
 
@@ -16,17 +17,11 @@ void ModelOptions::add_to(CLI::App* cmd) {
 
 void DatasetOptions::add_to(CLI::App* cmd) {
     cmd->add_option("--data,-d", data, "Dataset (JSONL, JSON array or CSV)")->required();
-    cmd->add_option("--format", format, "Record format: auto, alpaca, gpteacher, prompt-completion, qa, chat, text");
-    cmd->add_option("--template", tmpl, "Prompt template: plain, alpaca, alpaca-original, chatml, llama-2, llama-3, "
-                                        "or a string with {instruction} {input} {prompt} {system}");
-    cmd->add_option("--system", system, "System text for samples that have none");
-    cmd->add_flag("--reference-end-marker", end_marker, "Append the template's end-of-turn marker to references");
-    cmd->add_option("--prompt-field", prompt_field, "Field holding the instruction/prompt/question/text");
-    cmd->add_option("--input-field", input_field, "Field holding the input (alpaca style)");
-    cmd->add_option("--response-field", response_field, "Field holding the reference response");
-    cmd->add_option("--messages-field", messages_field, "Field holding chat messages");
-    cmd->add_option("--system-field", system_field, "Field holding the system text (default: system)");
-    cmd->add_option("--id-field", id_field, "Field holding the sample id (else a content hash)");
+    for (const DatasetOption& o : dataset_options()) {
+        std::string name = std::string("--") + o.key;
+        std::replace(name.begin(), name.end(), '_', '-');
+        given[o.key] = o.is_flag ? cmd->add_flag(name, flags[o.key], o.help) : cmd->add_option(name, values[o.key], o.help);
+    }
     cmd->add_option("--prefix-tokens", prefix_tokens, "Raw text mode: prompt = first P tokens")
         ->check(CLI::PositiveNumber);
     cmd->add_option("--suffix-tokens", suffix_tokens, "Raw text mode: reference = next L tokens")
@@ -38,9 +33,6 @@ void DatasetOptions::add_to(CLI::App* cmd) {
     cmd->add_option("--limit", limit, "Use the first N samples");
     cmd->add_option("--sample", sample, "Use a random subset of N samples (see --seed)");
     cmd->add_option("--shard", shard, "i/n: use the i-th of n deterministic parts (probe: merge with `memskew merge`)");
-    cmd->add_flag("--skip-bad", skip_bad, "Skip (and count) malformed records instead of failing");
-    cmd->add_flag("--skip-empty", skip_empty, "Skip (and count) samples with an empty prompt or reference");
-    cmd->add_flag("--dedupe-ids", dedupe_ids, "Give duplicate ids a #2, #3... suffix instead of failing");
 }
 
 void DatasetOptions::validate() const {
@@ -50,23 +42,14 @@ void DatasetOptions::validate() const {
 
 DatasetParams DatasetOptions::dataset_params(uint64_t seed) const {
     DatasetParams d;
+    for (const DatasetOption& o : dataset_options()) {
+        if (given.at(o.key)->count() == 0) continue;
+        o.apply(d, o.is_flag ? (flags.at(o.key) ? "true" : "false") : values.at(o.key));
+    }
     if (prefix_tokens > 0) d.format = RecordFormat::kText;
-    else if (format != "auto") d.format = parse_record_format(format);
-    d.prompt_template = parse_template(tmpl);
-    d.prompt_template.reference_end_marker = end_marker;
-    d.prompt_template.default_system = system;
-    d.prompt_field = prompt_field;
-    d.input_field = input_field;
-    d.response_field = response_field;
-    d.messages_field = messages_field;
-    if (!system_field.empty()) d.system_field = system_field;
-    d.id_field = id_field;
     d.limit = limit;
     d.subset = sample;
     d.seed = seed;
-    d.skip_bad = skip_bad;
-    d.skip_empty_reference = skip_empty;
-    d.dedupe_ids = dedupe_ids;
     if (!shard.empty()) std::tie(d.shard_index, d.n_shards) = parse_shard(shard);
     return d;
 }

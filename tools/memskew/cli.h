@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,12 +45,13 @@ struct ModelOptions {
 // here once, so a model is probed with exactly the mapping it was trained
 // with. The command's own --seed also seeds --sample.
 struct DatasetOptions {
-    std::string data, format = "auto", tmpl = "plain", shard, truncate = "reference";
-    std::string prompt_field, input_field, response_field, messages_field, system_field, id_field = "id";
-    std::string system;
+    std::string data, shard, truncate = "reference";
     size_t limit = 0, sample = 0;
     int64_t prefix_tokens = 0, suffix_tokens = 0, max_reference = 0;
-    bool skip_bad = false, skip_empty = false, dedupe_ids = false, end_marker = false;
+    // memskew::dataset_options(), as --dashed-names: the value given, if any.
+    std::map<std::string, std::string> values;
+    std::map<std::string, bool> flags;
+    std::map<std::string, CLI::Option*> given;
     void add_to(CLI::App* cmd);
     // Call from the command's callback: option combinations CLI11 cannot check.
     void validate() const;
