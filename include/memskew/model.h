@@ -103,10 +103,10 @@ public:
     const std::string& path() const;
 
     struct Impl;  // LibTorch internals: src/model/model-impl.h
-    explicit Model(std::unique_ptr<Impl> impl);
 
 private:
-    friend struct ModelAccess;  // model_impl() in src/model/model-impl.h
+    explicit Model(std::unique_ptr<Impl> impl);
+    friend struct ModelAccess;  // model_impl() and construction, src/model/model-impl.h
     std::unique_ptr<Impl> impl_;
 };
 

@@ -201,6 +201,7 @@ struct WriterParams {
     int busy_timeout_ms = 5000;
 };
 
+struct OpenedRun;
 class ResultWriter {
 public:
     ResultWriter(ResultWriter&&) noexcept;
@@ -222,10 +223,12 @@ public:
     int64_t n_committed() const;  // samples of this run committed to the file
     int64_t n_buffered() const;
 
-    struct Impl;
-    explicit ResultWriter(std::unique_ptr<Impl> impl);
+    struct Impl;  // src/store/writer.cpp
 
 private:
+    explicit ResultWriter(std::unique_ptr<Impl> impl);
+    friend OpenedRun open_run(const std::string& db_path, const RunSpec& spec, ResumeMode mode,
+                              const WriterParams& params);
     std::unique_ptr<Impl> impl_;
 };
 
@@ -317,9 +320,9 @@ public:
     void check_integrity() const;
 
     struct Impl;  // src/store/store-impl.h
-    explicit ResultReader(std::unique_ptr<Impl> impl);
 
 private:
+    explicit ResultReader(std::unique_ptr<Impl> impl);
     friend struct store_detail::ReaderAccess;  // the store's own files (export)
     std::unique_ptr<Impl> impl_;
 };

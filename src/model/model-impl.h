@@ -23,6 +23,9 @@ struct Model::Impl {
 // (the public header has no accessor).
 struct ModelAccess {
     static Model::Impl& of(const Model& m) { return *m.impl_; }
+    static std::shared_ptr<Model> make(std::unique_ptr<Model::Impl> impl) {
+        return std::shared_ptr<Model>(new Model(std::move(impl)));
+    }
 };
 inline Model::Impl& model_impl(const Model& m) { return ModelAccess::of(m); }
 

@@ -48,7 +48,7 @@ std::shared_ptr<Model> Model::load(const std::string& path, const LoadParams& pa
     };
     if (std::filesystem::is_directory(path, ec) || file == "config.json" || ends_with(".safetensors") ||
         ends_with(".safetensors.index.json"))
-        return std::make_shared<Model>(load_hf_model(path, params));
+        return ModelAccess::make(load_hf_model(path, params));
     char magic[4] = {0, 0, 0, 0};
     {
         std::ifstream in(path, std::ios::binary);
@@ -59,7 +59,7 @@ std::shared_ptr<Model> Model::load(const std::string& path, const LoadParams& pa
         throw FormatError(fmt::format("error loading {}: not a GGUF file (bad magic)", path),
                           "memskew reads GGUF model files and Hugging Face model folders (config.json + safetensors)");
     }
-    return std::make_shared<Model>(load_gguf_model(path, params));
+    return ModelAccess::make(load_gguf_model(path, params));
 }
 
 }  // namespace memskew

@@ -101,7 +101,7 @@ std::shared_ptr<Model> Model::random_llama(const ModelConfig& config, Vocab voca
         }
     }
     finish_loading(*impl, params.dtype);
-    return std::make_shared<Model>(std::move(impl));
+    return ModelAccess::make(std::move(impl));
 }
 
 }  // namespace memskew
