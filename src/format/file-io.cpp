@@ -37,32 +37,47 @@ std::string read_text_file(const std::string& path) {
     return text;
 }
 
-void write_text_file_atomic(const std::string& path, const std::string& text) {
+void write_file_atomic(const std::string& path, const std::function<void(const ByteSink& put)>& fill) {
     const std::string tmp = fmt::format("{}.tmp-{}", path, static_cast<long>(::getpid()));
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         throw IoError(fmt::format("cannot write '{}': {}", path, std::strerror(errno)),
                       "check that the folder exists and is writable");
     }
-    const char* p = text.data();
-    size_t left = text.size();
-    int err = 0;
-    while (left > 0 && err == 0) {
-        const ssize_t k = ::write(fd, p, left);
-        if (k < 0) {
-            if (errno != EINTR) err = errno;
-            continue;
+    const ByteSink put = [&](const void* data, size_t n) {
+        const char* p = static_cast<const char*>(data);
+        while (n > 0) {
+            const ssize_t k = ::write(fd, p, n);
+            if (k < 0) {
+                if (errno == EINTR) continue;
+                throw IoError(fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
+            }
+            p += k;
+            n -= static_cast<size_t>(k);
         }
-        p += k;
-        left -= static_cast<size_t>(k);
-    }
-    if (err == 0 && ::fsync(fd) != 0) err = errno;
-    if (::close(fd) != 0 && err == 0) err = errno;
-    if (err == 0 && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
-    if (err != 0) {
+    };
+    bool closed = false;
+    try {
+        fill(put);
+        // fsync before rename: after a crash the new name never points at a
+        // file whose data did not reach the disk.
+        if (::fsync(fd) != 0) throw IoError(fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
+        closed = true;  // the fd is released even when close() reports an error
+        if (::close(fd) != 0) throw IoError(fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
+    } catch (...) {
+        if (!closed) ::close(fd);
         ::unlink(tmp.c_str());
-        throw IoError(fmt::format("cannot write '{}': {}", path, std::strerror(err)));
+        throw;
     }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        const int err = errno;
+        ::unlink(tmp.c_str());
+        throw IoError(fmt::format("cannot write '{}': rename from '{}' failed: {}", path, tmp, std::strerror(err)));
+    }
+}
+
+void write_text_file_atomic(const std::string& path, const std::string& text) {
+    write_file_atomic(path, [&](const ByteSink& put) { put(text.data(), text.size()); });
 }
 
 std::string file_content_hash(const std::vector<std::string>& paths) {

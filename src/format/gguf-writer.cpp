@@ -17,6 +17,7 @@
 #include <limits>
 
 #include "memskew/error.h"
+#include "memskew/file-io.h"
 
 namespace memskew {
 
@@ -100,18 +101,6 @@ void put_value(ByteWriter& w, const GgufValue& v, const std::string& key, int de
         }
     }
     throw InvalidInput(fmt::format("GGUF key '{}': invalid value type {}", key, static_cast<uint32_t>(v.type)));
-}
-
-void write_all(int fd, const uint8_t* p, size_t n, const std::string& path) {
-    while (n > 0) {
-        const ssize_t k = ::write(fd, p, n);
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            throw IoError(fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
-        }
-        p += k;
-        n -= static_cast<size_t>(k);
-    }
 }
 
 }  // namespace
@@ -261,15 +250,8 @@ void GgufWriter::write(const std::string& path, uint64_t alignment) const {
     }
     if (!tensors_.empty()) w.pad_to(alignment);
 
-    const std::string tmp = fmt::format("{}.tmp-{}", path, static_cast<long>(::getpid()));
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        throw IoError(fmt::format("cannot write '{}': {}", path, std::strerror(errno)),
-                      "check that the folder exists and is writable");
-    }
-    bool closed = false;
-    try {
-        write_all(fd, w.bytes().data(), w.bytes().size(), path);
+    write_file_atomic(path, [&](const ByteSink& put) {
+        put(w.bytes().data(), w.bytes().size());
         static const std::vector<uint8_t> kZeros(1 << 16, 0);
         uint64_t written = 0;
         for (size_t k = 0; k < tensors_.size(); ++k) {
@@ -277,31 +259,13 @@ void GgufWriter::write(const std::string& path, uint64_t alignment) const {
             uint64_t pad = offsets[k] - written;
             while (pad > 0) {
                 const size_t n = static_cast<size_t>(std::min<uint64_t>(pad, kZeros.size()));
-                write_all(fd, kZeros.data(), n, path);
+                put(kZeros.data(), n);
                 pad -= n;
             }
-            write_all(fd, tensors_[k].bytes.data(), tensors_[k].bytes.size(), path);
+            put(tensors_[k].bytes.data(), tensors_[k].bytes.size());
             written = offsets[k] + tensors_[k].bytes.size();
         }
-        // fsync before rename: after a crash the new name never points at
-        // a file whose data did not reach the disk.
-        if (::fsync(fd) != 0) {
-            throw IoError(fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
-        }
-        closed = true;  // the fd is released even when close() reports an error
-        if (::close(fd) != 0) {
-            throw IoError(fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
-        }
-    } catch (...) {
-        if (!closed) ::close(fd);
-        ::unlink(tmp.c_str());
-        throw;
-    }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        const int err = errno;
-        ::unlink(tmp.c_str());
-        throw IoError(fmt::format("cannot write '{}': rename from '{}' failed: {}", path, tmp, std::strerror(err)));
-    }
+    });
 }
 
 }  // namespace memskew

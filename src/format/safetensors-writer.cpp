@@ -14,26 +14,11 @@
 #include <nlohmann/json.hpp>
 
 #include "memskew/error.h"
+#include "memskew/file-io.h"
 #include "memskew/gguf.h"
 #include "memskew/safetensors.h"
 
 namespace memskew {
-
-namespace {
-
-void write_all(int fd, const uint8_t* p, size_t n, const std::string& path) {
-    while (n > 0) {
-        const ssize_t k = ::write(fd, p, n);
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            throw IoError(fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
-        }
-        p += k;
-        n -= static_cast<size_t>(k);
-    }
-}
-
-}  // namespace
 
 void SafetensorsWriter::set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
 
@@ -138,32 +123,11 @@ void SafetensorsWriter::write(const std::string& path) const {
     uint8_t len_bytes[8];
     for (int k = 0; k < 8; ++k) len_bytes[k] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * k));
 
-    const std::string tmp = fmt::format("{}.tmp-{}", path, static_cast<long>(::getpid()));
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        throw IoError(fmt::format("cannot write '{}': {}", path, std::strerror(errno)),
-                      "check that the folder exists and is writable");
-    }
-    bool closed = false;
-    try {
-        write_all(fd, len_bytes, 8, path);
-        write_all(fd, reinterpret_cast<const uint8_t*>(text.data()), text.size(), path);
-        for (const PendingTensor* t : order) write_all(fd, t->bytes.data(), t->bytes.size(), path);
-        // fsync before rename: after a crash the new name never points at a
-        // file whose data did not reach the disk.
-        if (::fsync(fd) != 0) throw IoError(fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
-        closed = true;  // the fd is released even when close() reports an error
-        if (::close(fd) != 0) throw IoError(fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
-    } catch (...) {
-        if (!closed) ::close(fd);
-        ::unlink(tmp.c_str());
-        throw;
-    }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        const int err = errno;
-        ::unlink(tmp.c_str());
-        throw IoError(fmt::format("cannot write '{}': rename from '{}' failed: {}", path, tmp, std::strerror(err)));
-    }
+    write_file_atomic(path, [&](const ByteSink& put) {
+        put(len_bytes, 8);
+        put(text.data(), text.size());
+        for (const PendingTensor* t : order) put(t->bytes.data(), t->bytes.size());
+    });
 }
 
 }  // namespace memskew
