@@ -8,8 +8,22 @@
 #include <vector>
 
 #include "memskew/error.h"
+#include "memskew/model.h"
 
 namespace memskew::test {
+
+// A tiny Llama shape for tests that run a model built in memory (with
+// make_byte_vocab(): 258 tokens): 2 layers, dim 32, 4 heads over 2 KV heads.
+inline ModelConfig tiny_llama_config(int64_t max_ctx = 64) {
+    ModelConfig c;
+    c.dim = 32;
+    c.n_layers = 2;
+    c.n_heads = 4;
+    c.n_kv_heads = 2;
+    c.ffn_dim = 64;
+    c.max_ctx = max_ctx;
+    return c;
+}
 
 // Runs fn and checks it throws exactly E (a memskew::Error) whose message
 // holds every fragment (and whose hint holds hint_fragment, when given).

@@ -17,20 +17,9 @@ using memskew::test::expect_error;
 
 namespace {
 
-ModelConfig tiny_config() {
-    ModelConfig c;
-    c.dim = 32;
-    c.n_layers = 2;
-    c.n_heads = 4;
-    c.n_kv_heads = 2;
-    c.ffn_dim = 64;
-    c.max_ctx = 64;
-    return c;
-}
-
 std::string write_tiny(const std::string& dir) {
     const std::string path = dir + "/tiny.gguf";
-    Model::random_llama(tiny_config(), make_byte_vocab(), 7)->save_gguf(path);
+    Model::random_llama(test::tiny_llama_config(), make_byte_vocab(), 7)->save_gguf(path);
     return path;
 }
 
@@ -145,7 +134,7 @@ TEST(ModelErrors, MissingTensor) {
 }
 
 TEST(ModelErrors, PromptLongerThanContext) {
-    auto m = Model::random_llama(tiny_config(), make_byte_vocab(), 7);
+    auto m = Model::random_llama(test::tiny_llama_config(), make_byte_vocab(), 7);
     Engine engine(m);
     std::vector<int32_t> prompt(60, 65), reference(10, 66);
     expect_error<InvalidInput>([&] { engine.score({{prompt, reference}}); }, {"context of 64 tokens"});
@@ -160,7 +149,7 @@ TEST(ModelErrors, PromptLongerThanContext) {
 }
 
 TEST(ModelErrors, BadRequests) {
-    auto m = Model::random_llama(tiny_config(), make_byte_vocab(), 7);
+    auto m = Model::random_llama(test::tiny_llama_config(), make_byte_vocab(), 7);
     Engine engine(m);
     expect_error<InvalidInput>([&] { engine.score({{{}, {1, 2}}}); }, {"empty prompt"});
     expect_error<InvalidInput>([&] { engine.score({{{1}, {}}}); }, {"empty reference"});

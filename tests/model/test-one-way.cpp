@@ -20,17 +20,6 @@ using namespace memskew;
 
 namespace {
 
-ModelConfig tiny_config(int64_t ctx) {
-    ModelConfig c;
-    c.dim = 32;
-    c.n_layers = 2;
-    c.n_heads = 4;
-    c.n_kv_heads = 2;
-    c.ffn_dim = 64;
-    c.max_ctx = ctx;
-    return c;
-}
-
 std::vector<int32_t> bytes(const std::string& s) { return {s.begin(), s.end()}; }
 
 }  // namespace
@@ -49,7 +38,7 @@ TEST(OneWay, TrainFeedsTheIdsProbeScores) {
         f << R"({"id":"d","instruction":")" << std::string(77, 'p') << R"(","input":"","output":"yz"})" << "\n";
     }
     const int64_t ctx = 128;
-    auto model = Model::random_llama(tiny_config(ctx), make_byte_vocab(), 3);
+    auto model = Model::random_llama(test::tiny_llama_config(ctx), make_byte_vocab(), 3);
     DatasetParams dp;
     dp.prompt_template = parse_template("chatml");
     dp.prompt_template.reference_end_marker = true;
@@ -92,7 +81,7 @@ TEST(OneWay, TrainFeedsTheIdsProbeScores) {
 }
 
 TEST(OneWay, EngineSamplingLogProbsMatchTheDefinition) {
-    auto model = Model::random_llama(tiny_config(64), make_byte_vocab(), 11, {}, /*init_std=*/0.5);
+    auto model = Model::random_llama(test::tiny_llama_config(64), make_byte_vocab(), 11, {}, /*init_std=*/0.5);
     Engine engine(model);
     const std::vector<int32_t> prompt{256, 72, 105};
     const std::vector<int32_t> reference{32, 116, 104, 101, 114, 101};
