@@ -16,6 +16,7 @@
 #include "memskew/engine.h"
 #include "memskew/gguf.h"
 #include "memskew/probe.h"
+#include "memskew/sft-encoder.h"
 #include "memskew/tokenizer.h"
 #include "bench-common.h"
 
@@ -35,7 +36,7 @@ struct Figures {
 
 // Raw scoring of exactly the batches the probe plans, then the probe itself.
 Figures measure(const std::string& label, const std::string& model_path, const std::string& data, size_t n,
-                int64_t max_ref, DType dtype, const std::string& tmp) {
+                int64_t max_ref, DType dtype, const std::string& tmp, bool with_sampling = false) {
     Figures f;
     ProbeParams p;
     p.model_path = model_path;
@@ -47,17 +48,12 @@ Figures measure(const std::string& label, const std::string& model_path, const s
     fs::remove(p.out_path);
 
     auto model = Model::load(model_path, p.load);
-    const Tokenizer& tok = model->tokenizer();
-    const Dataset ds = load_dataset(data, p.data);
+    // The samples exactly as the probe encodes them.
     std::vector<ScoreRequest> reqs;
     std::vector<int64_t> lengths;
-    for (const Sample& s : ds.samples) {
-        ScoreRequest r{tok.encode(s.prompt, true), tok.encode(s.reference, false)};
-        if (max_ref > 0 && static_cast<int64_t>(r.reference.size()) > max_ref) r.reference.resize(max_ref);
-        const int64_t len = static_cast<int64_t>(r.prompt.size() + r.reference.size()) - 1;
-        if (len > model->config().max_ctx) continue;
-        lengths.push_back(len);
-        reqs.push_back(std::move(r));
+    for (const EncodedSample& e : encode_probe_set(p, model->tokenizer(), model->config().max_ctx).items) {
+        lengths.push_back(e.n_positions());
+        reqs.push_back({e.prompt, e.reference});
     }
     const auto batches = plan_batches(lengths, p.token_budget, p.max_batch_size);
     int64_t padded = 0, real = 0, tokens = 0;
@@ -80,6 +76,21 @@ Figures measure(const std::string& label, const std::string& model_path, const s
         engine.score(batch, sp);
     }
     const double raw_s = now() - t0;
+    if (with_sampling) {
+        // The M4 transform (temperature and top-p) on every reference row,
+        // against the identity transform's pass above.
+        ScoreParams tp;
+        tp.sampling = SamplingParams{0.7, 0, 0.9};
+        const double t2 = now();
+        for (const auto& b : batches) {
+            std::vector<ScoreRequest> batch;
+            for (size_t i : b) batch.push_back(reqs[i]);
+            engine.score(batch, tp);
+        }
+        const double samp_s = now() - t2;
+        std::printf("%-28s raw scoring with T=0.7, top-p 0.9: %.1f s vs %.1f s without a transform (%.2fx)\n",
+                    label.c_str(), samp_s, raw_s, samp_s / raw_s);
+    }
     model.reset();
 
     const double t1 = now();
@@ -134,7 +145,7 @@ int main(int argc, char** argv) {
         auto g = GgufFile::open(spm);
         Model::random_llama(cfg, vocab_from_gguf(*g), 42)->save_gguf(big, GgmlType::kBF16);
     }
-    measure("llama-134M bf16 (200, L<=64)", big, data, 200, 64, DType::kBF16, tmp);
+    measure("llama-134M bf16 (200, L<=64)", big, data, 200, 64, DType::kBF16, tmp, /*with_sampling=*/true);
     std::printf("load average: ");
     std::fflush(stdout);
     std::system("cat /proc/loadavg");

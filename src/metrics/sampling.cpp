@@ -79,40 +79,68 @@ double sampling_logprob_impl(const T* logits, std::size_t n_vocab, int64_t targe
     if (params.top_p >= 1.0) return x_t - lse;
 
     // Top-p over the top-k survivors. Rank: higher probability first, lower id
-    // first among ties. The nucleus is the ranked prefix that stops before the
-    // first token whose mass ranked above it is >= top_p (the first token always
-    // stays). It is usually short, so sort a growing prefix instead of everything.
-    std::vector<int32_t> idx;
+    // first among ties. A token stays iff the mass ranked strictly above it
+    // is < top_p (the first token always stays), so the nucleus is the
+    // shortest ranked prefix whose mass reaches top_p. No sort: the target's
+    // fate needs only the mass above it, and the nucleus' mass comes from a
+    // weighted quickselect for the prefix's last token, O(V) expected (a
+    // nucleus can hold most of a flat distribution's 100k tokens).
+    auto ranked_before = [&](std::size_t a, std::size_t b) { return x[a] > x[b] || (x[a] == x[b] && a < b); };
+    double above_t = 0.0;
+    bool any_above = false;
+    std::vector<std::size_t> idx;
+    std::vector<double> prob;  // exp(x - lse) by position in idx
     idx.reserve(n_vocab);
+    prob.reserve(n_vocab);
     for (std::size_t i = 0; i < n_vocab; ++i) {
-        if (kept(i)) idx.push_back(static_cast<int32_t>(i));
-    }
-    auto ranked_before = [&](int32_t a, int32_t b) {
-        return x[a] > x[b] || (x[a] == x[b] && a < b);
-    };
-    std::size_t n_sorted = std::min<std::size_t>(64, idx.size());
-    std::size_t end = idx.size();  // first position outside the nucleus
-    for (;;) {
-        std::partial_sort(idx.begin(), idx.begin() + n_sorted, idx.end(), ranked_before);
-        double cum = 0.0;
-        std::size_t pos = 0;
-        for (; pos < n_sorted; ++pos) {
-            if (pos > 0 && cum >= params.top_p) break;
-            cum += std::exp(x[idx[pos]] - lse);
+        if (!kept(i)) continue;
+        const double p_i = std::exp(x[i] - lse);
+        idx.push_back(i);
+        prob.push_back(p_i);
+        if (ranked_before(i, t)) {
+            above_t += p_i;
+            any_above = true;
         }
-        if (pos < n_sorted) {
-            end = pos;
+    }
+    if (any_above && above_t >= params.top_p) return -kInf;
+
+    // The prefix's last token: the first in rank order whose cumulative mass
+    // (itself included) reaches top_p. `base` is the mass of every token
+    // ranked above the current range [lo, hi).
+    std::size_t lo = 0, hi = idx.size();
+    double base = 0.0, nucleus = -1.0;
+    while (lo < hi) {
+        // Pivot: the middle element; partition [lo, hi) into ranked-before
+        // (front), the pivot, ranked-after (back).
+        std::swap(idx[lo + (hi - lo) / 2], idx[hi - 1]);
+        std::swap(prob[lo + (hi - lo) / 2], prob[hi - 1]);
+        const std::size_t pivot = idx[hi - 1];
+        std::size_t store = lo;
+        double front = 0.0;
+        for (std::size_t k = lo; k + 1 < hi; ++k) {
+            if (ranked_before(idx[k], pivot)) {
+                front += prob[k];
+                std::swap(idx[k], idx[store]);
+                std::swap(prob[k], prob[store]);
+                ++store;
+            }
+        }
+        std::swap(idx[store], idx[hi - 1]);
+        std::swap(prob[store], prob[hi - 1]);
+        if (store > lo && base + front >= params.top_p) {
+            hi = store;  // the prefix ends among the tokens ranked before the pivot
+            continue;
+        }
+        const double through_pivot = base + front + prob[store];
+        if (through_pivot >= params.top_p) {
+            nucleus = through_pivot;  // it ends at the pivot
             break;
         }
-        if (n_sorted == idx.size()) break;  // the nucleus is every survivor
-        n_sorted = std::min(idx.size(), n_sorted * 4);
+        base = through_pivot;  // it ends after the pivot
+        lo = store + 1;
     }
-    if (end < idx.size() && !ranked_before(static_cast<int32_t>(t), idx[end])) return -kInf;
-
-    const double m_nucleus = x[idx[0]];
-    double sum_nucleus = 0.0;
-    for (std::size_t pos = 0; pos < end; ++pos) sum_nucleus += std::exp(x[idx[pos]] - m_nucleus);
-    return x_t - (m_nucleus + std::log(sum_nucleus));
+    if (nucleus < 0) nucleus = base;  // every survivor
+    return x_t - lse - std::log(nucleus);
 }
 
 }  // namespace

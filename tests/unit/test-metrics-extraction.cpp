@@ -301,8 +301,8 @@ double hf_reference(const std::vector<double>& z, int64_t target, double top_p) 
 }
 
 TEST(SamplingLogprob, TopPMatchesHuggingFaceAlgorithmOnLargeVocab) {
-    // Flat-ish logits so the nucleus holds hundreds of tokens (exercises the
-    // growing partial sort), no ties (continuous draws).
+    // Flat-ish logits so the nucleus holds hundreds of tokens (the weighted
+    // quickselect recurses on both sides), no ties (continuous draws).
     std::mt19937_64 rng(1234);
     std::uniform_real_distribution<double> uni(0.0, 2.0);
     std::vector<double> z(1000);
