@@ -76,6 +76,21 @@ Figures measure(const std::string& label, const std::string& model_path, const s
         engine.score(batch, sp);
     }
     const double raw_s = now() - t0;
+    {
+        // Issue 12: the sample embeddings from the same pass (the last layer
+        // then runs at every position), against the plain pass above.
+        ScoreParams ep = sp;
+        ep.embeddings = true;
+        const double t2 = now();
+        for (const auto& b : batches) {
+            std::vector<ScoreRequest> batch;
+            for (size_t i : b) batch.push_back(reqs[i]);
+            engine.score(batch, ep);
+        }
+        const double emb_s = now() - t2;
+        std::printf("%-28s raw scoring with embeddings: %.2f s vs %.2f s without (+%.1f%%, target <= 5%%) %s\n",
+                    label.c_str(), emb_s, raw_s, 100 * (emb_s / raw_s - 1), emb_s <= 1.05 * raw_s ? "PASS" : "MISS");
+    }
     if (with_sampling) {
         // The M4 transform (temperature and top-p) on every reference row,
         // against the identity transform's pass above.

@@ -34,12 +34,19 @@ struct TokenScores {
     std::vector<float> var_logp;       // Var_{z~p}[log p(z)]
     std::vector<float> logprob_sampling;  // log p_j^T under ScoreParams::sampling; empty if unset
     int32_t n_pre = 0;                 // leading positions with argmax == reference
+    // ScoreParams::embeddings (METHOD M10): the mean of the final-normed
+    // hidden states over the prompt's positions, and over every position fed
+    // (prompt and reference but its last token), each L2-normalised; [D].
+    std::vector<float> prompt_embedding, full_embedding;
     size_t size() const { return argmax.size(); }
 };
 
 struct ScoreParams {
     int64_t chunk_rows = 256;             // rows of the output projection per chunk
     std::optional<SamplingParams> sampling;  // also compute log p_j^T (memskew/sampling.h)
+    // Also the sample embeddings, from the same pass. The last layer then runs
+    // at every position instead of from the first reference row on.
+    bool embeddings = false;
 };
 
 enum class StopReason { kEos, kLength, kMismatch, kContext };

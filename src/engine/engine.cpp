@@ -209,8 +209,13 @@ std::vector<TokenScores> Engine::score(const std::vector<ScoreRequest>& batch, c
     const int64_t Tk = ref_rows.kept;  // kept positions per sequence
     const std::vector<int64_t>& rows = ref_rows.rows;
     auto padded = pad_right(seqs);
-    auto h = net.forward_hidden_tail(padded.ids, padded.pos, ref_rows.first);  // [B, Tk, D]
-    auto h_flat = h.reshape({B * Tk, cfg.dim});                                 // [B*Tk, D]
+    // Embeddings need every position's final hidden state; scores only those
+    // from the first reference row on.
+    const auto h_all = params.embeddings ? net.forward_hidden_tail(padded.ids, padded.pos, 0)  // [B, T, D]
+                                         : torch::Tensor();
+    auto h = params.embeddings ? h_all.narrow(1, ref_rows.first, Tk).contiguous()
+                               : net.forward_hidden_tail(padded.ids, padded.pos, ref_rows.first);  // [B, Tk, D]
+    auto h_flat = h.reshape({B * Tk, cfg.dim});                                                   // [B*Tk, D]
     const int64_t N = static_cast<int64_t>(rows.size());
     auto rows_t = torch::tensor(rows, torch::kLong);
 
@@ -241,6 +246,16 @@ std::vector<TokenScores> Engine::score(const std::vector<ScoreRequest>& batch, c
             if (params.sampling) s.logprob_sampling.push_back(sampling_rows_needed ? samp_v[k] : logprob_v[k]);
         }
         s.n_pre = prefix_match_length(s.argmax, batch[b].reference);
+        if (params.embeddings) {
+            const int64_t P = prompt_lens[b], F = P + reference_lens[b] - 1;  // prompt and fed positions
+            auto mean_unit = [&](int64_t n) {
+                auto e = h_all[static_cast<int64_t>(b)].narrow(0, 0, n).to(torch::kFloat).mean(0);  // [D]
+                e = e / e.norm().clamp_min(1e-30);
+                return to_vector<float>(e);
+            };
+            s.prompt_embedding = mean_unit(P);
+            s.full_embedding = mean_unit(F);
+        }
     }
     return out;
 }

@@ -14,6 +14,7 @@
 #include "memskew/engine.h"
 #include "memskew/probe.h"
 #include "memskew/train.h"
+#include "model/model-impl.h"
 #include "test-util.h"
 
 using namespace memskew;
@@ -168,4 +169,48 @@ TEST(OneWay, BatchPlanningByHand) {
     EXPECT_TRUE(plan_batches({}, 100, 8).empty());
     test::expect_error<InvalidInput>([] { plan_batches({1}, 0, 8); }, {"must be positive"});
     test::expect_error<InvalidInput>([] { plan_batches({1}, 8, 0); }, {"must be positive"});
+}
+
+TEST(OneWay, EmbeddingsComeFromTheScoringPass) {
+    // The reference: each sample alone (no padding), the module's own
+    // final-normed hidden states over its fed tokens, averaged and scaled to
+    // unit length here.
+    auto model = Model::random_llama(test::tiny_llama_config(64), make_byte_vocab(), 5, {}, /*init_std=*/0.3);
+    Engine engine(model);
+    const std::vector<ScoreRequest> batch = {{{256, 10, 11, 12}, {20, 21, 22}},
+                                             {{256, 40}, {41, 42, 43, 44, 45, 46, 47}},
+                                             {{256, 70, 71, 72, 73, 74, 75}, {80}}};
+    ScoreParams with;
+    with.embeddings = true;
+    const auto got = engine.score(batch, with);
+    const auto plain = engine.score(batch);
+    auto& net = *model_impl(*model).net;
+    c10::InferenceMode guard;
+    double max_diff = 0, max_score_diff = 0;
+    for (size_t b = 0; b < batch.size(); ++b) {
+        std::vector<int64_t> fed(batch[b].prompt.begin(), batch[b].prompt.end());
+        fed.insert(fed.end(), batch[b].reference.begin(), batch[b].reference.end() - 1);
+        const int64_t F = static_cast<int64_t>(fed.size()), P = static_cast<int64_t>(batch[b].prompt.size());
+        auto ids = torch::tensor(fed, torch::kLong).unsqueeze(0);
+        auto pos = torch::arange(F, torch::kLong).unsqueeze(0);
+        auto h = net.forward_hidden(ids, pos)[0].to(torch::kFloat);  // [F, D]
+        for (const auto& [n, emb] : {std::pair<int64_t, const std::vector<float>*>{P, &got[b].prompt_embedding},
+                                     {F, &got[b].full_embedding}}) {
+            auto e = h.narrow(0, 0, n).mean(0);
+            e = e / e.norm();
+            ASSERT_EQ(emb->size(), static_cast<size_t>(e.size(0)));
+            for (int64_t k = 0; k < e.size(0); ++k)
+                max_diff = std::max(max_diff, std::fabs(static_cast<double>((*emb)[k]) - e[k].item<double>()));
+        }
+        // Asking for embeddings leaves the scores as they were (up to the
+        // rounding of running the last layer at more positions).
+        EXPECT_EQ(got[b].argmax, plain[b].argmax);
+        for (size_t j = 0; j < got[b].logprob.size(); ++j)
+            max_score_diff = std::max(max_score_diff, std::fabs(static_cast<double>(got[b].logprob[j] - plain[b].logprob[j])));
+        EXPECT_TRUE(plain[b].prompt_embedding.empty());
+    }
+    std::printf("[embeddings] max |engine - per-sample forward| = %.3g, max logprob change = %.3g\n", max_diff,
+                max_score_diff);
+    EXPECT_LT(max_diff, 1e-5);
+    EXPECT_LT(max_score_diff, 1e-5);
 }
