@@ -246,15 +246,26 @@ std::vector<TokenScores> Engine::score(const std::vector<ScoreRequest>& batch, c
             if (params.sampling) s.logprob_sampling.push_back(sampling_rows_needed ? samp_v[k] : logprob_v[k]);
         }
         s.n_pre = prefix_match_length(s.argmax, batch[b].reference);
-        if (params.embeddings) {
-            const int64_t P = prompt_lens[b], F = P + reference_lens[b] - 1;  // prompt and fed positions
-            auto mean_unit = [&](int64_t n) {
-                auto e = h_all[static_cast<int64_t>(b)].narrow(0, 0, n).to(torch::kFloat).mean(0);  // [D]
-                e = e / e.norm().clamp_min(1e-30);
-                return to_vector<float>(e);
-            };
-            s.prompt_embedding = mean_unit(P);
-            s.full_embedding = mean_unit(F);
+    }
+    if (params.embeddings) {
+        // Means over the prompt positions and over every fed position as one
+        // batched product: weights [B, 2, T] (1/n on the averaged positions)
+        // times the hidden states [B, T, D], then unit length.
+        auto w = torch::zeros({B, 2, T}, torch::kFloat);
+        auto wa = w.accessor<float, 3>();
+        for (int64_t b = 0; b < B; ++b) {
+            const int64_t P = prompt_lens[static_cast<size_t>(b)];
+            const int64_t F = P + reference_lens[static_cast<size_t>(b)] - 1;
+            for (int64_t t = 0; t < P; ++t) wa[b][0][t] = 1.0f / static_cast<float>(P);
+            for (int64_t t = 0; t < F; ++t) wa[b][1][t] = 1.0f / static_cast<float>(F);
+        }
+        auto e = torch::bmm(w, h_all.to(torch::kFloat));                   // [B, 2, D]
+        e = (e / e.norm(2, -1, true).clamp_min(1e-30)).contiguous();       // [B, 2, D]
+        const float* ep = e.data_ptr<float>();
+        const int64_t D = e.size(2);
+        for (int64_t b = 0; b < B; ++b) {
+            out[static_cast<size_t>(b)].prompt_embedding.assign(ep + (2 * b) * D, ep + (2 * b + 1) * D);
+            out[static_cast<size_t>(b)].full_embedding.assign(ep + (2 * b + 1) * D, ep + (2 * b + 2) * D);
         }
     }
     return out;
