@@ -32,6 +32,14 @@ EncodeParams encode_params_for(const DatasetParams& data, int64_t max_reference_
 
 namespace {
 
+// The prompt rule: BOS as the tokenizer adds it; an empty prompt becomes
+// [BOS]. Empty only when the tokenizer has no BOS token.
+std::vector<int32_t> prompt_ids(const Tokenizer& tok, std::string_view text) {
+    std::vector<int32_t> ids = tok.encode(text, true);
+    if (ids.empty() && tok.bos() >= 0) ids.push_back(tok.bos());
+    return ids;
+}
+
 std::string where(std::string_view data_path, const Sample& s) {
     if (data_path.empty()) return fmt::format("sample '{}'", s.id);
     return fmt::format("{}:{}: sample '{}'", data_path, s.line, s.id);
@@ -55,20 +63,17 @@ std::optional<EncodedSample> encode_sft_example(const Sample& s, size_t index, c
         e.reference = std::move(split->reference);
         e.truncated = split->truncated;
     } else {
-        e.prompt = tok.encode(s.prompt, true);
+        e.prompt = prompt_ids(tok, s.prompt);
         e.reference = tok.encode(s.reference, false);
     }
     if (e.prompt.empty()) {
-        if (tok.bos() >= 0) {
-            e.prompt.push_back(tok.bos());
-        } else if (p.skip_empty) {
+        if (p.skip_empty) {
             counts.n_skipped_empty++;
             return std::nullopt;
-        } else {
-            throw InvalidInput(fmt::format("{} has an empty prompt and the tokenizer has no BOS token to start from",
-                                           where(data_path, s)),
-                               "use --skip-empty to leave such samples out");
         }
+        throw InvalidInput(fmt::format("{} has an empty prompt and the tokenizer has no BOS token to start from",
+                                       where(data_path, s)),
+                           "use --skip-empty to leave such samples out");
     }
     if (e.reference.empty()) {
         if (p.skip_empty) {
@@ -121,13 +126,9 @@ EncodedDataset encode_sft_dataset(const Dataset& ds, const Tokenizer& tok, const
 }
 
 std::vector<int32_t> encode_prompt(const Tokenizer& tok, std::string_view text) {
-    std::vector<int32_t> ids = tok.encode(text, true);
-    if (ids.empty()) {
-        if (tok.bos() < 0)
-            throw InvalidInput("the prompt is empty and the tokenizer has no BOS token to start from",
-                               "give a prompt");
-        ids.push_back(tok.bos());
-    }
+    std::vector<int32_t> ids = prompt_ids(tok, text);
+    if (ids.empty())
+        throw InvalidInput("the prompt is empty and the tokenizer has no BOS token to start from", "give a prompt");
     return ids;
 }
 

@@ -220,7 +220,7 @@ std::vector<TokenScores> Engine::score(const std::vector<ScoreRequest>& batch, c
     auto rows_t = torch::tensor(rows, torch::kLong);
 
     std::vector<int64_t> argmax_v(N), rank_v(N);
-    std::vector<float> logprob_v(N), entropy_v(N), top1_v(N), var_v(N), samp_v(params.sampling ? N : 0);
+    std::vector<float> logprob_v(N), entropy_v(N), top1_v(N), var_v(N), samp_v(sampling_rows_needed ? N : 0);
     const int64_t C = std::max<int64_t>(1, params.chunk_rows);
     for (int64_t start = 0; start < N; start += C) {
         const int64_t n = std::min(C, N - start);

@@ -65,7 +65,7 @@ nlohmann::json options_json(const ProbeParams& p, const Dataset& ds, const Model
     o["target_probability"] = p.metrics.target_probability;
     o["generate"] = p.generate;
     o["max_reference_tokens"] = p.max_reference_tokens;
-    o["truncate"] = p.truncate == TruncatePolicy::kSkip ? "skip" : "reference";
+    o["truncate"] = std::string(truncate_policy_name(p.truncate));
     if (p.text_split) {
         o["prefix_tokens"] = p.text_split->n_prompt;
         o["suffix_tokens"] = p.text_split->n_reference;
@@ -199,7 +199,6 @@ struct Prepared {
 Prepared prepare_items(const ProbeParams& p, const Dataset& ds, const Model& model) {
     Prepared out;
     out.encoded = encode_sft_dataset(ds, model.tokenizer(), probe_encode_params(p, model.config().max_ctx), p.data_path);
-    // encode_probe_set() is this with the dataset loaded by it.
     for (const auto& it : out.encoded.items) out.lengths.push_back(it.n_positions());
     return out;
 }

@@ -75,15 +75,15 @@ struct Example {
 };
 
 std::vector<Example> training_examples(const TrainParams& p, const Tokenizer& tok, int64_t ctx, EncodeCounts& counts) {
-    const EncodedDataset enc = encode_training_set(p, tok, ctx);
+    EncodedDataset enc = encode_training_set(p, tok, ctx);
     counts = enc.counts;
     std::vector<Example> out;
     out.reserve(enc.items.size());
-    for (const EncodedSample& s : enc.items) {
+    for (EncodedSample& s : enc.items) {
         Example e;
-        e.prompt = s.prompt;
-        e.target = s.reference;
+        e.prompt = std::move(s.prompt);
         e.n_reference = s.reference.size();
+        e.target = std::move(s.reference);
         if (s.eos) e.target.push_back(tok.eos());
         out.push_back(std::move(e));
     }

@@ -7,12 +7,20 @@
 
 namespace memskew {
 
+namespace {
+
+const ArchSpec* find_arch(const std::string& key) {
+    for (const ArchSpec* a : all_archs())
+        if (key == a->key) return a;
+    return nullptr;
+}
+
+}  // namespace
+
 const ArchSpec& arch_spec(const std::string& key) {
+    if (const ArchSpec* a = find_arch(key)) return *a;
     std::string known;
-    for (const ArchSpec* a : all_archs()) {
-        if (key == a->key) return *a;
-        known += fmt::format("{}{}", known.empty() ? "" : ", ", a->key);
-    }
+    for (const ArchSpec* a : all_archs()) known += fmt::format("{}{}", known.empty() ? "" : ", ", a->key);
     throw FormatError(fmt::format("unsupported architecture '{}'", key), fmt::format("memskew runs: {}", known));
 }
 
@@ -68,9 +76,8 @@ std::string shape_source_with(const std::string& name, const HfConfig& h, const 
 }
 
 bool arch_supports_gguf(const std::string& arch) {
-    for (const ArchSpec* a : all_archs())
-        if (arch == a->key) return a->gguf_name != nullptr;
-    return false;
+    const ArchSpec* a = find_arch(arch);
+    return a && a->gguf_name;
 }
 
 std::string hf_supported_architectures() {
