@@ -25,6 +25,7 @@ public:
             throw FormatError(buf.path + ": the CSV file has no header row",
                               "the first row must name the fields, e.g. instruction,input,output");
         }
+        header_end_ = pos_;
         header_names_.reserve(header_.size());
         for (auto& h : header_) header_names_.push_back(std::string(h.text));
         for (size_t i = 0; i < header_names_.size(); ++i) {
@@ -48,10 +49,13 @@ public:
         rec.clear();
         rec.index = index_++;
         rec.line = line;
+        rec.byte_begin = row_begin_;
+        rec.byte_end = pos_;
         if (row.size() != header_names_.size()) {
             throw RecordSyntaxError{rec.index, line,
                                     "expected " + std::to_string(header_names_.size()) +
-                                        " fields (as in the header row), found " + std::to_string(row.size())};
+                                        " fields (as in the header row), found " + std::to_string(row.size()),
+                                    rec.byte_begin, rec.byte_end};
         }
         for (size_t i = 0; i < row.size(); ++i) {
             RawField f;
@@ -66,6 +70,8 @@ public:
         }
         return true;
     }
+
+    size_t header_end() const override { return header_end_; }
 
 private:
     struct Cell {
@@ -82,6 +88,7 @@ private:
         const size_t n = buf_.size;
         if (pos_ >= n) return false;
         start_line = line_;
+        row_begin_ = pos_;
         while (true) {
             Cell cell;
             const size_t cell_begin = pos_;
@@ -144,6 +151,8 @@ private:
 
     const FileBuffer& buf_;
     size_t pos_;
+    size_t row_begin_ = 0;   // where the row read last starts
+    size_t header_end_ = 0;  // just past the header row's line ending
     size_t line_ = 1;
     size_t index_ = 0;
     std::vector<Cell> header_;

@@ -401,6 +401,27 @@ uint64_t uniform_below(std::mt19937_64& rng, uint64_t n) {
 
 }  // namespace
 
+namespace data_detail {
+
+FileBuffer read_dataset_buffer(const std::string& path, const DatasetParams& params, FileKind& kind) {
+    FileBuffer buf = read_file_buffer(path);
+    if (is_blank(buf.view())) {
+        throw FormatError(path + ": the file is empty (no records)", "pass a file with at least one record");
+    }
+    kind = detect_file_kind(buf, params.file_kind);
+    return buf;
+}
+
+std::unique_ptr<RecordReader> make_record_reader(const FileBuffer& buf, FileKind kind, const DatasetParams& params) {
+    switch (kind) {
+        case FileKind::kJson: return make_json_array_reader(buf, chat_keys(params));
+        case FileKind::kCsv: return make_csv_reader(buf);
+        default: return make_jsonl_reader(buf, chat_keys(params));
+    }
+}
+
+}  // namespace data_detail
+
 Dataset load_dataset(const std::string& path, const DatasetParams& params) {
     const auto t0 = std::chrono::steady_clock::now();
     if (params.n_shards == 0 || params.shard_index >= params.n_shards) {
@@ -414,20 +435,10 @@ Dataset load_dataset(const std::string& path, const DatasetParams& params) {
     LoadReport& rep = ds.report;
     rep.path = path;
 
-    const data_detail::FileBuffer buf = data_detail::read_file_buffer(path);
+    const data_detail::FileBuffer buf = data_detail::read_dataset_buffer(path, params, rep.file_kind);
     rep.n_bytes = buf.size;
-    if (is_blank(buf.view())) {
-        throw FormatError(path + ": the file is empty (no records)", "pass a file with at least one record");
-    }
-    rep.file_kind = data_detail::detect_file_kind(buf, params.file_kind);
 
-    auto make_reader = [&]() -> std::unique_ptr<data_detail::RecordReader> {
-        switch (rep.file_kind) {
-            case FileKind::kJson: return data_detail::make_json_array_reader(buf, chat_keys(params));
-            case FileKind::kCsv: return data_detail::make_csv_reader(buf);
-            default: return data_detail::make_jsonl_reader(buf, chat_keys(params));
-        }
-    };
+    auto make_reader = [&]() { return data_detail::make_record_reader(buf, rep.file_kind, params); };
     // "file:line: ", plus the record number in JSON arrays, where many
     // records often share one line.
     auto where = [&](size_t line, size_t index) {

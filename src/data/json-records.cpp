@@ -212,25 +212,28 @@ public:
             rec.clear();
             rec.index = index_++;
             rec.line = line;
+            rec.byte_begin = begin;
+            rec.byte_end = pos_;
+            auto syntax_error = [&](std::string message) {
+                return RecordSyntaxError{rec.index, line, std::move(message), begin, pos_};
+            };
             try {
                 // The rest of the file plus padding stays allocated after the
                 // line, which is all On Demand needs to read it in place.
                 od::document doc = parser_.iterate(base + begin, end - begin, buf_.capacity - begin);
                 const od::json_type type = doc.type();
                 if (type != od::json_type::object) {
-                    throw RecordSyntaxError{rec.index, line,
-                                            "expected a JSON object, found " +
-                                                std::string(value_type_name(to_value_type(type)))};
+                    throw syntax_error("expected a JSON object, found " +
+                                       std::string(value_type_name(to_value_type(type))));
                 }
                 objects_.read(doc.get_object(), rec);
                 // Trailing content after the object ("{...} x").
                 auto loc = doc.current_location();
                 if (!loc.error()) {
-                    throw RecordSyntaxError{rec.index, line,
-                                            "invalid JSON (unexpected content after the object)"};
+                    throw syntax_error("invalid JSON (unexpected content after the object)");
                 }
             } catch (const simdjson::simdjson_error& e) {
-                throw RecordSyntaxError{rec.index, line, json_error_text(e)};
+                throw syntax_error(json_error_text(e));
             }
             return true;
         }
@@ -281,7 +284,9 @@ public:
                 od::value elem = std::move(elem_result);
                 RawRecord rec;
                 rec.index = records_.size();
-                rec.line = line_at(elem.raw_json_token().data());
+                const char* elem_begin = elem.raw_json_token().data();
+                rec.line = line_at(elem_begin);
+                rec.byte_begin = static_cast<size_t>(elem_begin - base);
                 const od::json_type et = elem.type();
                 if (et == od::json_type::object) {
                     objects_.read(elem.get_object(), rec);
@@ -299,6 +304,8 @@ public:
             if (!loc.error()) {
                 error_ = buf.path + ":" + std::to_string(line_at(loc.value())) +
                          ": invalid JSON (unexpected content after the array)";
+            } else {
+                set_element_ends(buf);
             }
         } catch (const simdjson::simdjson_error& e) {
             // Where the parser stopped, if it can say.
@@ -318,8 +325,8 @@ public:
             if (rec.fields.size() == 1 && rec.fields[0].key == kNotObject) {
                 const auto type = rec.fields[0].type;
                 throw RecordSyntaxError{rec.index, rec.line,
-                                        "expected a JSON object, found " +
-                                            std::string(value_type_name(type))};
+                                        "expected a JSON object, found " + std::string(value_type_name(type)),
+                                        rec.byte_begin, rec.byte_end};
             }
             return true;
         }
@@ -332,6 +339,28 @@ public:
     }
 
 private:
+    // An element ends where the separator before the next one (whitespace, ',',
+    // whitespace) or, for the last, the array's closing ']' begins: JSON values
+    // never end in whitespace or ','. Only called for a well-formed array.
+    void set_element_ends(const FileBuffer& buf) {
+        const char* base = buf.data.get();
+        auto skip_back_ws = [&](size_t p) {
+            while (p > buf.start && is_ws(base[p - 1])) --p;
+            return p;
+        };
+        for (size_t i = 0; i < records_.size(); ++i) {
+            size_t p;
+            if (i + 1 < records_.size()) {
+                p = skip_back_ws(records_[i + 1].byte_begin);
+                if (p > buf.start && base[p - 1] == ',') --p;
+            } else {
+                p = skip_back_ws(buf.size);
+                if (p > buf.start && base[p - 1] == ']') --p;
+            }
+            records_[i].byte_end = std::max(skip_back_ws(p), records_[i].byte_begin);
+        }
+    }
+
     static constexpr std::string_view kNotObject = "\x01not-an-object";
     const FileBuffer& buf_;
     ObjectReader objects_;
@@ -403,7 +432,11 @@ FileBuffer read_file_buffer(const std::string& path) {
         buf.bad_offsets = find_invalid_utf8(reinterpret_cast<const unsigned char*>(buf.data.get()), buf.size);
         // Same length, so offsets and line numbers stay; the readers use the
         // offsets to name the field that held the bad bytes.
-        for (size_t off : buf.bad_offsets) buf.data[off] = '?';
+        buf.bad_bytes.reserve(buf.bad_offsets.size());
+        for (size_t off : buf.bad_offsets) {
+            buf.bad_bytes.push_back(buf.data[off]);
+            buf.data[off] = '?';
+        }
     }
     return buf;
 }

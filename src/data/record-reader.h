@@ -39,6 +39,10 @@ struct RawField {
 struct RawRecord {
     size_t index = 0;  // position of the record in the file (0-based)
     size_t line = 0;   // 1-based line where it starts
+    // The record's bytes in the file buffer, [byte_begin, byte_end): a JSONL
+    // line or CSV row with its line ending (none at the end of the file), a
+    // JSON array element without the separators around it.
+    size_t byte_begin = 0, byte_end = 0;
     std::vector<RawField> fields;
     std::vector<RawTurn> turns;
     const RawField* find(std::string_view key) const {
@@ -58,6 +62,7 @@ struct RecordSyntaxError {
     size_t index = 0;
     size_t line = 0;
     std::string message;
+    size_t byte_begin = 0, byte_end = 0;  // as RawRecord's
 };
 
 class RecordReader {
@@ -67,6 +72,9 @@ public:
     // RecordSyntaxError for a skippable bad record and FormatError when the
     // rest of the file cannot be read.
     virtual bool next(RawRecord& rec) = 0;
+    // Offset just past the CSV header row (its line ending included); 0 for
+    // the JSON kinds. The header starts at FileBuffer::start.
+    virtual size_t header_end() const { return 0; }
 };
 
 // The file in memory, with simdjson's padding after it. Invalid UTF-8 bytes
@@ -79,6 +87,7 @@ struct FileBuffer {
     size_t capacity = 0;
     size_t start = 0;                 // after a UTF-8 BOM, if any
     std::vector<size_t> bad_offsets;  // sorted
+    std::vector<char> bad_bytes;      // the file's bytes at bad_offsets, before they became '?'
 
     std::string_view view() const { return {data.get() + start, size - start}; }
     // First invalid byte in [begin, end), or npos.
@@ -97,5 +106,13 @@ std::unique_ptr<RecordReader> make_csv_reader(const FileBuffer& buf);
 
 // By extension, then content (a ".json" file of JSON Lines is JSONL).
 FileKind detect_file_kind(const FileBuffer& buf, FileKind requested);
+
+// What load_dataset does before reading records (defined in dataset.cpp):
+// reads the file, refuses a blank one (FormatError) and detects its kind
+// under params.file_kind.
+FileBuffer read_dataset_buffer(const std::string& path, const DatasetParams& params, FileKind& kind);
+// The reader load_dataset uses for a kind (chat keys from params), so every
+// caller numbers records as load_dataset does.
+std::unique_ptr<RecordReader> make_record_reader(const FileBuffer& buf, FileKind kind, const DatasetParams& params);
 
 }  // namespace memskew::data_detail
