@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config
-  libtorch-dev libopenblas0-pthread libopenblas0-openmp
+  libtorch-dev libopenblas0-pthread libopenblas0-openmp libblas-dev
   libsimdjson-dev nlohmann-json3-dev
   libsqlite3-dev sqlite3
   libboost-math-dev
