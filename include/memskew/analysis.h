@@ -33,6 +33,7 @@
 #include <nlohmann/json.hpp>
 
 #include "memskew/stats.h"
+#include "memskew/store-similarity.h"
 #include "memskew/store.h"
 
 namespace memskew {
@@ -58,6 +59,9 @@ struct AnalyzeParams {
     bool hazard_fits = true;  // M7 geometric / linear-hazard fits
     bool predictors = true;   // M9 (streams token arrays and prompt texts)
     bool trends = true;       // M11 over the store's other runs
+    bool similarity = true;   // M10 figures and the M12 triage
+    // M12 triage: k values beside top_k, as fractions of the samples.
+    std::vector<double> triage_fractions{0.01, 0.05};
 };
 
 // ---- M5 ---------------------------------------------------------------------
@@ -163,6 +167,99 @@ struct PredictorSection {
     int64_t n_exact_not_mb = 0;         // reproduced verbatim although not M_b
     // Among samples with a data-ambiguous divergence: up to top_k examples.
     std::vector<std::string> ambiguous_examples;  // sample ids
+    // Per sample (RunColumns order; -1 without token arrays): the leading
+    // reference positions whose r_j is the unique majority continuation, the
+    // longest prefix greedy decoding could reproduce if the model learned the
+    // data's term-wise majority. A triage signal (M12); not in the JSON.
+    std::vector<int64_t> unambiguous_prefix;
+};
+
+// ---- M10 and the data side of M12 ----------------------------------------------
+
+// One run's global similarity (the S table per checkpoint).
+struct RunSimilarityRow {
+    int64_t run_id = 0;
+    std::optional<int64_t> step, epoch;
+    double s_input = NAN, s_full = NAN, delta_s = NAN;
+    int64_t n_samples = 0;
+    std::string knn_method;
+    double knn_recall = NAN;
+};
+
+struct SimilarityCorrelation {
+    std::string figure;     // knn_sim_prompt, knn_sim_full, knn_sim_delta, cluster_size, ...
+    std::size_t n_used = 0;
+    stats::CorrelationResult spearman;  // of n_pre with the figure
+    std::string null_reason;
+};
+
+// n_pre of the samples whose figure falls in [lo, hi] (a quantile bucket of
+// the per-sample ΔS, or a cluster-size class).
+struct SimilarityBucket {
+    std::string label;
+    double lo = NAN, hi = NAN;
+    int64_t n = 0;
+    double mean_n_pre = NAN, p90_n_pre = NAN;
+    int64_t max_n_pre = 0;
+    int64_t n_exact = 0;
+};
+
+struct ClusterMember {
+    std::string sample_id;
+    int64_t n_pre = -1;  // -1: no n_pre
+};
+
+struct ClusterSummary {
+    int64_t cluster = 0;   // sample_index of its first sample
+    int64_t size = 0;
+    double mean_n_pre = NAN;
+    int64_t max_n_pre = 0;
+    std::vector<ClusterMember> members;  // by n_pre descending, at most AnalyzeParams::top_k
+};
+
+// How well one cheap signal finds the tail: the samples ranked by the signal
+// (ties in sample order), its top k against the true tail.
+struct TriagePoint {
+    int64_t k = 0;
+    int64_t hits = 0;         // of the signal's top k, how many are in the true tail
+    double precision = NAN;   // hits / k
+    double recall = NAN;      // hits / |true tail|
+};
+
+struct TriageSignal {
+    std::string signal;     // a metric or similarity column
+    std::string direction;  // "higher" or "lower": which end is ranked riskier
+    std::size_t n_used = 0; // samples with a value (the others rank last)
+    std::vector<TriagePoint> points;
+};
+
+struct TriageSection {
+    std::string skipped;
+    // The true tail at each k: the samples whose n_pre is at least the k-th
+    // largest n_pre and at least 1 (ties included, so it may hold more than k
+    // samples; fewer when fewer have n_pre >= 1).
+    std::vector<int64_t> ks;
+    std::vector<int64_t> tail_sizes;       // per k
+    std::vector<int64_t> tail_thresholds;  // per k: the least n_pre in the tail
+    std::vector<double> random_precision;  // per k: |tail| / M, what a random ranking scores
+    std::vector<TriageSignal> signals;
+};
+
+struct SimilaritySection {
+    std::string skipped;  // e.g. how to get the figures
+    std::optional<RunSimilarity> run;         // the selected run's figures
+    std::vector<RunSimilarityRow> checkpoints;  // every run with figures, in checkpoint order
+    std::vector<SimilarityCorrelation> correlations;
+    std::vector<SimilarityBucket> by_delta;         // quintiles of per-sample ΔS
+    std::vector<SimilarityBucket> by_cluster_size;  // 1, 2, 3-4, 5-9, 10+
+    std::vector<ClusterSummary> largest_clusters;   // at most top_k
+    // The paper's remark checked on this run: "holds", "does not hold",
+    // "inconclusive" or "" (no embeddings), with the sentence saying why.
+    std::string claim;
+    std::string claim_text;
+    // Per sample (RunColumns order, NaN when absent): ΔS_i, for the report's scatter.
+    std::vector<double> sample_delta;
+    TriageSection triage;
 };
 
 // ---- M11 --------------------------------------------------------------------
@@ -225,6 +322,7 @@ struct AnalysisResult {
     HazardSection hazard;                // M7
     CorrelationSection correlations;     // M8
     PredictorSection predictors;         // M9
+    SimilaritySection similarity;        // M10 and the data side of M12 (risk triage)
     TrendSection trends;                 // M11
     std::vector<std::string> warnings;
     std::map<std::string, double> seconds;  // wall time per section ("load", "m5", ...)
@@ -244,6 +342,10 @@ struct RunInput {
     // Prompt text per sample, parallel to columns.sample_id (M9's prompt key);
     // empty vector: prompts unknown; nullopt entries: that sample's is missing.
     std::vector<std::optional<std::string>> prompts;
+    // M10: the run's figures (nullopt: not computed) and, for the selected
+    // run, its per-sample figures (any order; matched by sample id).
+    std::optional<RunSimilarity> similarity;
+    std::vector<SampleSimilarity> sample_similarity;
 };
 
 // Analyses runs[selected] in full and all runs for M11. Throws InvalidInput for
@@ -255,6 +357,9 @@ AnalysisResult analyze_runs(const std::vector<RunInput>& runs, std::size_t selec
 
 // The JSON document (docs/analysis-json.md). NaN/inf become null.
 nlohmann::json to_json(const AnalysisResult& result);
+// A run's similarity figures as JSON (the "similarity" object of the probe's
+// --json summary and of the M10 section's "run").
+nlohmann::json to_json(const RunSimilarity& run);
 
 // The terminal summary: findings first, then one line per section, at most
 // at most ~40 lines, each ending in "\n".

@@ -51,5 +51,10 @@ struct NearDuplicateClusters {
 // Clusters the documents. Throws InvalidInput for inconsistent parameters.
 NearDuplicateClusters near_duplicate_clusters(const std::vector<std::vector<int32_t>>& documents,
                                               const NearDuplicateParams& params = {});
+// The same from signatures computed earlier with minhash_signature() and the
+// same params (the probe stores them per sample; clusters form once the whole
+// run is there). InvalidInput for a signature of the wrong length.
+NearDuplicateClusters near_duplicate_clusters_of_signatures(const std::vector<std::vector<uint64_t>>& signatures,
+                                                            const NearDuplicateParams& params = {});
 
 }  // namespace memskew

@@ -4,10 +4,13 @@
 // call these; the layers below never open files of their own.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "memskew/analysis.h"
 #include "memskew/report.h"
+#include "memskew/similarity-figures.h"
 #include "memskew/store.h"
 
 namespace memskew {
@@ -28,5 +31,13 @@ ReportInputs load_report_inputs(const ResultReader& reader, const AnalysisResult
 // target is left as it was. Errors as analyze_store, IoError for the output.
 void write_report_file(const std::string& db_path, const std::string& out_path,
                        const AnalyzeParams& analyze_params = {}, const ReportParams& params = {});
+
+// Computes the run's similarity figures from its stored vectors and saves them
+// (store-similarity.h): the embedding model and whether to keep the vectors
+// come from the run's options ("embeddings", "keep_embeddings"). Returns
+// nullopt, touching nothing, when the run holds no vectors (a version-1
+// store, or figures already computed and the vectors dropped).
+std::optional<RunSimilarity> compute_store_similarity(const std::string& db_path, int64_t run_id,
+                                                      const SimilarityParams& params = {});
 
 }  // namespace memskew

@@ -13,6 +13,7 @@
 #include "memskew/engine.h"
 #include "memskew/metrics.h"
 #include "memskew/sft-encoder.h"
+#include "memskew/similarity-figures.h"
 
 namespace memskew {
 
@@ -41,6 +42,18 @@ struct ProbeParams {
     // the run key) when non-empty: e.g. the arm of a study, so the checkpoints
     // of differently trained arms stay apart in one store.
     std::string run_label;
+    // Sample embeddings for the similarity figures (METHOD M10): by default
+    // from the scoring pass of the model under test (no second pass); with
+    // embed_model from that model instead (e.g. the base model when probing
+    // fine-tuned checkpoints), in one pass of its own shared by every run;
+    // none with embeddings = false (the near-duplicate and exact-duplicate
+    // figures are computed all the same).
+    bool embeddings = true;
+    std::string embed_model;
+    // Keep the vectors in the store after the figures are computed (float16,
+    // 4 d bytes per sample and run); they are dropped otherwise.
+    bool keep_embeddings = false;
+    SimilarityParams similarity;  // k nearest neighbours, exact/approximate, near-duplicate parameters
 };
 
 // One run of a probe: a model, optionally with a PEFT adapter, and what is
@@ -112,6 +125,11 @@ struct ProbeSummary {
     // --generate: agreement of generated and teacher-forced n_pre (METHOD M3).
     int64_t n_generated = 0;
     std::vector<Disagreement> disagreements;
+    // The run's similarity figures, computed when its last sample is stored;
+    // absent for one shard of a run (`memskew merge` computes them) and when
+    // similarity_note says why.
+    std::optional<RunSimilarity> similarity;
+    std::string similarity_note;
 };
 
 // Probes every target of expand_probe_targets() (or model_path alone), one

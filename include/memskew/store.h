@@ -36,12 +36,19 @@ struct ReaderAccess;
 
 // Version of the schema this build writes and reads (PRAGMA user_version and
 // meta.schema_version).
-inline constexpr int kStoreSchemaVersion = 1;
+// Version 2 added the similarity tables (sample_vectors, sample_similarity,
+// run_similarity); a version-1 store is upgraded in place when opened for
+// writing and read as a store without similarity figures otherwise.
+inline constexpr int kStoreSchemaVersion = 2;
 // PRAGMA application_id of a memskew store: "MSKW" in ASCII.
 inline constexpr int32_t kStoreApplicationId = 0x4D534B57;
 // Key of RunSpec::options that is excluded from the run key, so shards of one
 // run (options {"shard": "0/4"}, {"shard": "1/4"}, ...) share a key and merge.
 inline constexpr const char* kShardOptionKey = "shard";
+// Key of RunSpec::options excluded from the run key as well: whether the
+// sample embeddings are kept after the similarity figures are computed. It
+// changes what the store holds, not any result.
+inline constexpr const char* kKeepEmbeddingsOptionKey = "keep_embeddings";
 
 // ---------------------------------------------------------------------------
 // Runs
@@ -159,6 +166,21 @@ struct StoredTokens {
     bool operator==(const StoredTokens& other) const;
 };
 
+// The per-sample inputs of the similarity figures (METHOD M10), written with
+// the sample and kept until the run's figures are computed (then dropped
+// unless the run keeps its embeddings): see store-similarity.h.
+struct SampleVectors {
+    // Unit-length embeddings, [d] each, stored as float16; empty: none (both
+    // or neither). Every sample of a run has the same d.
+    std::vector<float> prompt_embedding;
+    std::vector<float> full_embedding;
+    // MinHash signature of the full sample's token 5-grams (near-duplicates.h).
+    std::vector<uint64_t> minhash;
+    // xxh3-64 of the prompt's and of the reference's token ids (exact duplicates).
+    uint64_t prompt_hash = 0;
+    uint64_t reference_hash = 0;
+};
+
 struct SampleRecord {
     std::string sample_id;  // unique within a run
     int64_t sample_index = 0;
@@ -170,6 +192,9 @@ struct SampleRecord {
     std::optional<std::string> generated_text;
     MetricsRow metrics;
     std::optional<StoredTokens> tokens;  // absent: no token_arrays row
+    // Absent: no sample_vectors row. Written by ResultWriter::add; not read
+    // back by load_samples (load_vectors() in store-similarity.h reads them).
+    std::optional<SampleVectors> vectors;
 
     bool operator==(const SampleRecord& other) const;
 };
@@ -334,6 +359,11 @@ private:
 struct MergeReport {
     int64_t n_runs = 0;     // runs in the output touched by the merge
     int64_t n_samples = 0;  // samples copied
+    std::vector<int64_t> run_ids;  // the output runs touched, ascending
+    // Output runs that gained samples from several inputs (shards): their
+    // similarity figures, if any, were dropped and need computing again over
+    // the whole run (the CLI's merge does it).
+    std::vector<int64_t> unioned_run_ids;
 };
 
 // Copies every run of `inputs` into `output` (created if missing; an existing

@@ -31,4 +31,17 @@ struct PredictorInput {
 PredictorSection compute_predictors(const PredictorInput& input, const RunColumns& columns,
                                     std::size_t max_examples);
 
+// The selected run's samples with n_pre, as the sections see them.
+struct NPreView {
+    const std::vector<std::size_t>& column;  // index into RunColumns
+    const std::vector<int64_t>& n_pre;
+    std::vector<uint8_t> exact;              // n_pre == L (0 where unknown)
+};
+
+// M10 and the M12 triage (src/analysis/similarity-section.cpp). Needs the M9
+// section for its per-sample unambiguous prefix (empty: that signal is left out).
+SimilaritySection compute_similarity_section(const std::vector<RunInput>& runs, std::size_t selected,
+                                             const NPreView& view, const PredictorSection& predictors,
+                                             const AnalyzeParams& params);
+
 }  // namespace memskew::analysis_detail

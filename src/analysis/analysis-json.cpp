@@ -200,6 +200,73 @@ json predictors_json(const PredictorSection& p) {
             {"ambiguous_examples", p.ambiguous_examples}};
 }
 
+json bucket_json(const SimilarityBucket& b) {
+    return {{"label", b.label},         {"lo", num(b.lo)},
+            {"hi", num(b.hi)},          {"n", b.n},
+            {"mean_n_pre", num(b.mean_n_pre)}, {"p90_n_pre", num(b.p90_n_pre)},
+            {"max_n_pre", b.max_n_pre}, {"n_exact", b.n_exact}};
+}
+
+json triage_json(const TriageSection& t) {
+    json sig = json::array();
+    for (const auto& s : t.signals) {
+        json pts = json::array();
+        for (const auto& p : s.points)
+            pts.push_back({{"k", p.k}, {"hits", p.hits}, {"precision", num(p.precision)}, {"recall", num(p.recall)}});
+        sig.push_back({{"signal", s.signal}, {"riskier", s.direction}, {"n_used", s.n_used}, {"points", pts}});
+    }
+    return {{"skipped", reason(t.skipped)},
+            {"ks", t.ks},
+            {"tail_sizes", t.tail_sizes},
+            {"tail_thresholds", t.tail_thresholds},
+            {"random_precision", t.random_precision},
+            {"signals", sig}};
+}
+
+json similarity_json(const SimilaritySection& s) {
+    json cps = json::array();
+    for (const auto& c : s.checkpoints)
+        cps.push_back({{"run_id", c.run_id},
+                       {"step", opt(c.step)},
+                       {"epoch", opt(c.epoch)},
+                       {"n_samples", c.n_samples},
+                       {"s_input", num(c.s_input)},
+                       {"s_full", num(c.s_full)},
+                       {"delta_s", num(c.delta_s)},
+                       {"knn_method", reason(c.knn_method)},
+                       {"knn_recall", num(c.knn_recall)}});
+    json cor = json::array();
+    for (const auto& c : s.correlations)
+        cor.push_back({{"figure", c.figure},
+                       {"n", c.n_used},
+                       {"rho", num(c.spearman.statistic)},
+                       {"p_value", num(c.spearman.p_value)},
+                       {"null_reason", reason(c.null_reason)}});
+    json by_delta = json::array(), by_size = json::array(), clusters = json::array();
+    for (const auto& b : s.by_delta) by_delta.push_back(bucket_json(b));
+    for (const auto& b : s.by_cluster_size) by_size.push_back(bucket_json(b));
+    for (const auto& c : s.largest_clusters) {
+        json members = json::array();
+        for (const auto& m : c.members)
+            members.push_back({{"sample_id", m.sample_id}, {"n_pre", m.n_pre >= 0 ? json(m.n_pre) : json(nullptr)}});
+        clusters.push_back({{"cluster", c.cluster},
+                            {"size", c.size},
+                            {"mean_n_pre", num(c.mean_n_pre)},
+                            {"max_n_pre", c.max_n_pre},
+                            {"members", members}});
+    }
+    return {{"skipped", reason(s.skipped)},
+            {"run", s.run ? to_json(*s.run) : json(nullptr)},
+            {"checkpoints", cps},
+            {"correlations", cor},
+            {"n_pre_by_delta_quintile", by_delta},
+            {"n_pre_by_cluster_size", by_size},
+            {"largest_clusters", clusters},
+            {"claim", reason(s.claim)},
+            {"claim_text", reason(s.claim_text)},
+            {"triage", triage_json(s.triage)}};
+}
+
 json trends_json(const TrendSection& t) {
     json cps = json::array();
     for (const auto& c : t.checkpoints)
@@ -236,6 +303,28 @@ json trends_json(const TrendSection& t) {
 
 }  // namespace
 
+nlohmann::json to_json(const RunSimilarity& r) {
+    return {{"n_samples", r.n_samples},
+            {"embed_model", r.embed_model.empty() ? json("model under test") : json(r.embed_model)},
+            {"embed_dim", r.embed_dim > 0 ? json(r.embed_dim) : json(nullptr)},
+            {"s_input", num(r.s_input)},
+            {"s_full", num(r.s_full)},
+            {"delta_s", num(r.delta_s)},
+            {"k", r.k > 0 ? json(r.k) : json(nullptr)},
+            {"knn_method", reason(r.knn_method)},
+            {"knn_recall", num(r.knn_recall)},
+            {"knn_recall_queries", r.knn_recall_queries},
+            {"near_duplicates", r.near_duplicate_params},
+            {"n_clusters", r.n_clusters},
+            {"n_clustered_samples", r.n_clustered_samples},
+            {"largest_cluster", r.largest_cluster},
+            {"n_duplicate_prompts", r.n_duplicate_prompts},
+            {"n_duplicate_references", r.n_duplicate_references},
+            {"vectors_kept", r.vectors_kept},
+            {"computed_at", r.computed_at},
+            {"seconds", num(r.seconds)}};
+}
+
 nlohmann::json to_json(const AnalysisResult& r) {
     const auto& s = r.run.spec;
     json run = {{"run_id", r.run.run_id},
@@ -264,6 +353,7 @@ nlohmann::json to_json(const AnalysisResult& r) {
             {"hazard", hazard_json(r.hazard, r)},
             {"correlations", correlations_json(r.correlations)},
             {"predictors", predictors_json(r.predictors)},
+            {"similarity", similarity_json(r.similarity)},
             {"trends", trends_json(r.trends)},
             {"seconds", seconds}};
 }
@@ -367,6 +457,32 @@ std::string format_summary(const AnalysisResult& r) {
                          p.divergence.model));
     else
         line("M9 " + p.skipped);
+    const auto& sim = r.similarity;
+    if (sim.run) {
+        const auto& x = *sim.run;
+        if (x.embed_dim > 0)
+            line(fmt::format("M10 S_input {}  S_full {}  delta S {}  ({} neighbours, {})", g(x.s_input), g(x.s_full),
+                             g(x.delta_s), x.k, x.knn_method));
+        std::string cs;
+        for (const auto& e : sim.correlations)
+            if (std::isfinite(e.spearman.statistic)) cs += fmt::format("  {} {:+.2f}", e.figure, e.spearman.statistic);
+        if (!cs.empty()) line("    Spearman vs n_pre:" + cs);
+        if (!sim.claim.empty()) line(fmt::format("    claim {}: {}", sim.claim, sim.claim_text));
+        line(fmt::format("    {} near-duplicate clusters ({} samples, largest {}); {} samples share a prompt, {} a "
+                         "reference",
+                         x.n_clusters, x.n_clustered_samples, x.largest_cluster, x.n_duplicate_prompts,
+                         x.n_duplicate_references));
+    }
+    if (!sim.skipped.empty()) line("M10 " + sim.skipped);
+    const auto& tr = sim.triage;
+    if (tr.skipped.empty() && !tr.ks.empty()) {
+        // The largest k: the broadest view of the tail.
+        const std::size_t i = tr.ks.size() - 1;
+        std::string ss;
+        for (const auto& x : tr.signals)
+            ss += fmt::format("  {} {}", x.signal, g(x.points[i].precision));
+        line(fmt::format("M12 triage precision@{} (random {}):{}", tr.ks[i], g(tr.random_precision[i]), ss));
+    }
     const auto& t = r.trends;
     if (t.checkpoints.size() >= 2) {
         line("M11 checkpoints (step, loss, mean, p99, max, exact):");

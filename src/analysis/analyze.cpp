@@ -498,6 +498,19 @@ void write_findings(AnalysisResult& r) {
             "among samples sharing its context); {} are the model's.",
             p.divergence.data_ambiguous, p.n_diverged, p.divergence.model));
     }
+    const auto& sm = r.similarity;
+    if (!sm.claim_text.empty()) r.findings.push_back(sm.claim_text);
+    if (sm.triage.skipped.empty() && !sm.triage.ks.empty() && !sm.triage.signals.empty()) {
+        const std::size_t i = sm.triage.ks.size() - 1;
+        const TriageSignal* best = nullptr;
+        for (const auto& x : sm.triage.signals)
+            if (!best || x.points[i].precision > best->points[i].precision) best = &x;
+        r.findings.push_back(fmt::format(
+            "Of the cheap signals, {} ({} is riskier) finds the tail best: {} of its top {} are among the {} "
+            "samples with n_pre >= {} (a random pick: {}).",
+            best->signal, best->direction, percent(best->points[i].precision), sm.triage.ks[i],
+            sm.triage.tail_sizes[i], sm.triage.tail_thresholds[i], percent(sm.triage.random_precision[i])));
+    }
     const auto& t = r.trends;
     if (t.checkpoints.size() >= 2) {
         const auto& f = t.checkpoints.front();
@@ -555,6 +568,21 @@ AnalysisResult analyze_runs(const std::vector<RunInput>& runs, std::size_t selec
         r.hazard.independence_skipped = r.hazard.skipped;
     if (!want_predictors) r.predictors.skipped = "disabled";
     r.seconds["tokens_m7_m9"] = timer.lap();
+
+    if (params.similarity) {
+        analysis_detail::NPreView view{p.column, p.n_pre, {}};
+        view.exact = p.exact;
+        if (view.exact.empty()) {
+            view.exact.assign(p.n_pre.size(), 0);
+            if (!p.lengths.empty())
+                for (std::size_t k = 0; k < p.n_pre.size(); ++k) view.exact[k] = p.n_pre[k] == p.lengths[k];
+        }
+        r.similarity = analysis_detail::compute_similarity_section(runs, selected, view, r.predictors, params);
+    } else {
+        r.similarity.skipped = "disabled";
+        r.similarity.triage.skipped = "disabled";
+    }
+    r.seconds["m10_m12"] = timer.lap();
 
     if (params.trends) {
         r.trends = compute_trends(runs);

@@ -116,10 +116,26 @@ double exact_jaccard(const std::vector<int32_t>& a, const std::vector<int32_t>& 
 NearDuplicateClusters near_duplicate_clusters(const std::vector<std::vector<int32_t>>& docs,
                                               const NearDuplicateParams& p) {
     check(p);
-    const size_t n = docs.size();
     const Permutations perm(p.n_permutations, p.seed);
-    std::vector<std::vector<uint64_t>> sigs(n);
-    for (size_t i = 0; i < n; ++i) sigs[i] = signature_with(docs[i], p, perm);
+    std::vector<std::vector<uint64_t>> sigs(docs.size());
+    for (size_t i = 0; i < docs.size(); ++i) sigs[i] = signature_with(docs[i], p, perm);
+    return near_duplicate_clusters_of_signatures(sigs, p);
+}
+
+NearDuplicateClusters near_duplicate_clusters_of_signatures(const std::vector<std::vector<uint64_t>>& sigs,
+                                                            const NearDuplicateParams& p) {
+    check(p);
+    const size_t n = sigs.size();
+    for (size_t i = 0; i < n; ++i)
+        if (sigs[i].size() != static_cast<size_t>(p.n_permutations))
+            throw InvalidInput(fmt::format("MinHash signature {} has {} values, the parameters say {} permutations", i,
+                                           sigs[i].size(), p.n_permutations),
+                               "compute every signature with the same NearDuplicateParams");
+    // An empty document's signature is all-maximum: it has no shingles and is
+    // nobody's near-duplicate.
+    auto empty = [](const std::vector<uint64_t>& sig) {
+        return std::all_of(sig.begin(), sig.end(), [](uint64_t v) { return v == std::numeric_limits<uint64_t>::max(); });
+    };
 
     NearDuplicateClusters out;
     DisjointSets sets(n);
@@ -130,7 +146,7 @@ NearDuplicateClusters near_duplicate_clusters(const std::vector<std::vector<int3
         std::unordered_map<uint64_t, std::vector<int64_t>> buckets;
         buckets.reserve(n);
         for (size_t i = 0; i < n; ++i) {
-            if (docs[i].empty()) continue;
+            if (empty(sigs[i])) continue;
             const uint64_t key =
                 XXH3_64bits_withSeed(sigs[i].data() + static_cast<size_t>(band) * rows, rows * sizeof(uint64_t),
                                      static_cast<uint64_t>(band));

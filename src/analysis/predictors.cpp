@@ -142,6 +142,9 @@ PredictorSection compute_predictors(const PredictorInput& input, const RunColumn
     // depth_trivial[i]: from this position on, sample i's context is its own.
     std::vector<uint32_t> trivial_from(n, 0);
     std::vector<uint8_t> diverge_majority(n, 1);
+    // First position whose r_j is not the unique majority continuation (= L: none).
+    std::vector<uint32_t> first_ambiguous(n);
+    for (std::size_t i = 0; i < n; ++i) first_ambiguous[i] = S[i].length;
     std::vector<std::size_t> active;
     std::vector<uint64_t> context(n);
     for (std::size_t i = 0; i < n; ++i) {
@@ -181,6 +184,7 @@ PredictorSection compute_predictors(const PredictorInput& input, const RunColumn
             if (majority) ++out.n_majority;
             if (!m.tie && m.best == static_cast<uint32_t>(arg(i, j))) ++out.n_model_agrees;
             if (diverge[i] == j) diverge_majority[i] = majority ? 1 : 0;
+            if (!majority && first_ambiguous[i] > j) first_ambiguous[i] = j;
             if (child[next[a]] >= 2) {
                 context[i] = next[a];
                 still.push_back(i);
@@ -190,6 +194,8 @@ PredictorSection compute_predictors(const PredictorInput& input, const RunColumn
         }
         active.swap(still);
     }
+    out.unambiguous_prefix.assign(columns.size(), -1);
+    for (std::size_t i = 0; i < n; ++i) out.unambiguous_prefix[S[i].column] = first_ambiguous[i];
     // Positions in a context of its own: r_j is the unique continuation.
     int64_t n_examples = 0;
     for (std::size_t i = 0; i < n; ++i) {

@@ -61,6 +61,10 @@ AnalysisResult analyze_store(const std::string& db_path, const AnalyzeParams& pa
             });
         });
     }
+    if (params.similarity) {
+        for (auto& r : runs) r.similarity = load_run_similarity(reader, r.info.run_id);
+        if (run.similarity) run.sample_similarity = load_sample_similarity(reader, run_id);
+    }
     const double prompt_seconds = timer.lap();
     AnalysisResult r = analyze_runs(runs, selected, params);
     r.store_path = db_path;

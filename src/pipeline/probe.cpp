@@ -15,11 +15,14 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "memskew/adapter.h"
 #include "memskew/error.h"
 #include "memskew/file-io.h"
+#include "memskew/pipeline.h"
+#include "memskew/store-similarity.h"
 #include "memskew/trainer-state.h"
 #include "memskew/store.h"
 #include "memskew/train.h"
@@ -74,7 +77,38 @@ nlohmann::json options_json(const ProbeParams& p, const Dataset& ds, const Model
     o["seed"] = p.data.seed;
     if (!p.run_label.empty()) o["run_label"] = p.run_label;
     if (p.data.n_shards > 1) o["shard"] = fmt::format("{}/{}", p.data.shard_index, p.data.n_shards);
+    // Which embeddings the similarity figures use (part of the run key: other
+    // embeddings give other figures); whether they are kept is not.
+    if (!p.embeddings)
+        o["embeddings"] = "off";
+    else if (p.embed_model.empty())
+        o["embeddings"] = "self";
+    else
+        o["embeddings"] = fmt::format("{} ({})", fs::path(p.embed_model).filename().string(),
+                                      path_fingerprint(p.embed_model));
+    o[kKeepEmbeddingsOptionKey] = p.keep_embeddings;
     return o;
+}
+
+// Embeddings from another model (ProbeParams::embed_model), by sample id.
+struct EmbeddingPair {
+    std::vector<float> prompt, full;
+};
+using ExternalEmbeddings = std::unordered_map<std::string, EmbeddingPair>;
+
+// The per-sample inputs of the similarity figures: embeddings, the MinHash
+// signature of the full sample's ids and the hashes of prompt and reference ids.
+SampleVectors sample_vectors(const ProbeParams& p, const EncodedSample& it, std::vector<float> prompt_embedding,
+                             std::vector<float> full_embedding) {
+    SampleVectors v;
+    v.prompt_embedding = std::move(prompt_embedding);
+    v.full_embedding = std::move(full_embedding);
+    std::vector<int32_t> all = it.prompt;
+    all.insert(all.end(), it.reference.begin(), it.reference.end());
+    v.minhash = minhash_signature(all, p.similarity.near_duplicates);
+    v.prompt_hash = XXH3_64bits(it.prompt.data(), it.prompt.size() * sizeof(int32_t));
+    v.reference_hash = XXH3_64bits(it.reference.data(), it.reference.size() * sizeof(int32_t));
+    return v;
 }
 
 std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
@@ -211,8 +245,30 @@ struct AdapterGuard {
     }
 };
 
+// Embeddings of every sample from ProbeParams::embed_model: the samples as
+// that model's tokenizer encodes them, one scoring pass in planned batches.
+ExternalEmbeddings embed_with(const ProbeParams& p, const Dataset& ds, const Model& embedder) {
+    const Prepared prep = prepare_items(p, ds, embedder);
+    Engine engine(std::shared_ptr<const Model>(std::shared_ptr<const Model>{}, &embedder));
+    ScoreParams sp;
+    sp.embeddings = true;
+    ExternalEmbeddings out;
+    out.reserve(prep.encoded.items.size());
+    for (const auto& batch : plan_batches(prep.lengths, p.token_budget, p.max_batch_size)) {
+        std::vector<ScoreRequest> req;
+        for (size_t k : batch) req.push_back({prep.encoded.items[k].prompt, prep.encoded.items[k].reference});
+        auto scores = engine.score(req, sp);
+        for (size_t bi = 0; bi < batch.size(); ++bi) {
+            const Sample& s = ds.samples[prep.encoded.items[batch[bi]].sample];
+            out[s.id] = {std::move(scores[bi].prompt_embedding), std::move(scores[bi].full_embedding)};
+        }
+    }
+    return out;
+}
+
 ProbeSummary probe_one(const ProbeParams& p, const Dataset& ds, const Prepared& prep, Model& model,
-                       const ProbeTarget& target, int64_t run_index, int64_t n_runs, const ProgressFn& progress) {
+                       const ProbeTarget& target, int64_t run_index, int64_t n_runs, const ProgressFn& progress,
+                       const ExternalEmbeddings* external) {
     const auto t0 = std::chrono::steady_clock::now();
     auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
     const Tokenizer& tok = model.tokenizer();
@@ -270,6 +326,7 @@ ProbeSummary probe_one(const ProbeParams& p, const Dataset& ds, const Prepared& 
     Engine engine(std::shared_ptr<const Model>(std::shared_ptr<const Model>{}, &model));
     ScoreParams sp;
     sp.sampling = p.sampling;
+    sp.embeddings = p.embeddings && !external;
     int64_t padded = 0, real = 0, sum_n_pre = 0;
     summary.max_n_pre = -1;
     for (const auto& batch : batches) {
@@ -343,6 +400,23 @@ ProbeSummary probe_one(const ProbeParams& p, const Dataset& ds, const Prepared& 
             st.reference = it.reference;
             if (p.generate) st.generated = in.generated->tokens;
             rec.tokens = std::move(st);
+            std::vector<float> prompt_embedding, full_embedding;
+            if (external) {
+                // Every selected sample was embedded (same dataset, same selection);
+                // one the other tokenizer skipped (too long) has no embedding.
+                const auto e = external->find(s.id);
+                if (e == external->end())
+                    throw InvalidInput(fmt::format("sample '{}' has no embedding from {}: that model skipped it",
+                                                   s.id, p.embed_model),
+                                       "use an embedding model whose context holds every sample, or "
+                                       "--truncate reference");
+                prompt_embedding = e->second.prompt;
+                full_embedding = e->second.full;
+            } else if (p.embeddings) {
+                prompt_embedding = sc.prompt_embedding;
+                full_embedding = sc.full_embedding;
+            }
+            rec.vectors = sample_vectors(p, it, std::move(prompt_embedding), std::move(full_embedding));
             writer.add(std::move(rec));
 
             summary.n_probed++;
@@ -365,6 +439,17 @@ ProbeSummary probe_one(const ProbeParams& p, const Dataset& ds, const Prepared& 
         if (progress) progress(prog);
     }
     writer.finish();
+    // The similarity figures need every sample of the run: a shard leaves
+    // them to the merge.
+    if (p.data.n_shards > 1) {
+        summary.similarity_note = "one shard of the run: `memskew merge` computes the similarity figures";
+    } else {
+        summary.similarity = compute_store_similarity(p.out_path, summary.run_id, p.similarity);
+        if (!summary.similarity) {
+            summary.similarity = load_run_similarity(ResultReader::open(p.out_path, false), summary.run_id);
+            if (!summary.similarity) summary.similarity_note = "the run holds no sample vectors";
+        }
+    }
     summary.n_samples = summary.n_already_done + summary.n_probed;
     summary.tokens = prog.tokens;
     summary.mean_n_pre = summary.n_probed ? static_cast<double>(sum_n_pre) / summary.n_probed : 0.0;
@@ -390,6 +475,21 @@ std::vector<ProbeSummary> run_probes(const ProbeParams& p, const ProgressFn& pro
     std::optional<Prepared> base_prep;
     std::vector<ProbeSummary> out;
     const int64_t n_runs = static_cast<int64_t>(targets.size());
+    // Embeddings from another model: one pass for every run (they do not
+    // depend on the checkpoint). The base model is reused when it is that model.
+    std::optional<ExternalEmbeddings> external;
+    if (p.embeddings && !p.embed_model.empty()) {
+        with_context(fmt::format("embedding model {}", p.embed_model), [&] {
+            if (p.embed_model == p.model_path) {
+                base = Model::load(p.model_path, p.load);
+                base_prep = prepare_items(p, ds, *base);
+                external = embed_with(p, ds, *base);
+            } else {
+                external = embed_with(p, ds, *Model::load(p.embed_model, p.load));
+            }
+        });
+    }
+    const ExternalEmbeddings* ext = external ? &*external : nullptr;
     for (int64_t i = 0; i < n_runs; ++i) {
         const ProbeTarget& t = targets[i];
         auto run = [&] {
@@ -398,11 +498,11 @@ std::vector<ProbeSummary> run_probes(const ProbeParams& p, const ProgressFn& pro
                     base = Model::load(p.model_path, p.load);
                     base_prep = prepare_items(p, ds, *base);
                 }
-                return probe_one(p, ds, *base_prep, *base, t, i, n_runs, progress);
+                return probe_one(p, ds, *base_prep, *base, t, i, n_runs, progress, ext);
             }
             auto model = Model::load(t.model_path, p.load);
             const Prepared prep = prepare_items(p, ds, *model);
-            return probe_one(p, ds, prep, *model, t, i, n_runs, progress);
+            return probe_one(p, ds, prep, *model, t, i, n_runs, progress, ext);
         };
         if (n_runs == 1 && p.adapters.empty()) {
             out.push_back(run());

@@ -17,6 +17,7 @@
 
 #include "memskew/error.h"
 #include "memskew/stats.h"
+#include "report/report-sections.h"
 #include "report/svg.h"
 #include "report/text-marks.h"
 
@@ -52,12 +53,7 @@ std::string plural(int64_t n, const char* one, const char* many) {
     return format_number(static_cast<double>(n)) + " " + (n == 1 ? one : many);
 }
 
-// A p-value for prose: "< 1e-300" style bounds are not needed here.
-std::string pval(double p) {
-    if (!std::isfinite(p)) return "n/a";
-    if (p < 1e-4) return fmt::format("{:.1e}", p);
-    return format_number(p, 2);
-}
+std::string pval(double p) { return report::format_p_value(p); }
 
 const CorrelationEntry* find_correlation(const AnalysisResult& r, const std::string& metric) {
     for (const auto& e : r.correlations.entries)
@@ -87,6 +83,7 @@ public:
         trend_section();
         top_section();
         other_section();
+        s_ += render_similarity_section(r_, in_, p_);
         footer();
         return s_;
     }
@@ -905,7 +902,7 @@ footer { margin-top: 36px; color: #57606a; font-size: 12.5px; }
 
     void footer() {
         s_ += fmt::format("<footer>Made by memskew {} from {} (analysis schema {}). One self-contained file: no "
-                          "scripts, no external resources. Method: docs/METHOD.md (M5–M8, M11).</footer>\n",
+                          "scripts, no external resources. Method: M5–M12.</footer>\n",
                           h(MEMSKEW_VERSION), h(r_.store_path), r_.schema_version);
         s_ += "</main>\n</body>\n</html>\n";
     }

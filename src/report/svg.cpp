@@ -134,6 +134,12 @@ std::string format_tick(double value, double step) {
     return strip_zeros(fmt::format("{:.3g}", value));
 }
 
+std::string format_p_value(double p) {
+    if (!std::isfinite(p)) return "n/a";
+    if (p < 1e-4) return fmt::format("{:.1e}", p);
+    return format_number(p, 2);
+}
+
 std::string format_number(double value, int digits) {
     if (!std::isfinite(value)) return value > 0 ? "inf" : (value < 0 ? "-inf" : "n/a");
     if (std::fabs(value - std::round(value)) < 1e-9 && std::fabs(value) < 1e15) {

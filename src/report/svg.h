@@ -46,6 +46,9 @@ std::string format_tick(double value, double step = 0);
 // A number for prose: thousands separators for integers ("12,345"), else
 // `digits` significant digits.
 std::string format_number(double value, int digits = 3);
+// A p-value for prose: two significant digits, scientific below 1e-4, "n/a"
+// when not finite.
+std::string format_p_value(double p);
 
 // The domain of an axis. For kLinear with `nice`, lo/hi expand to tick
 // multiples; for kLog they expand to powers of ten (1-2-5 steps for narrow ranges).

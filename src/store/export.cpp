@@ -1,5 +1,6 @@
 // export_run: the per-sample table as CSV (RFC 4180 quoting) or JSON Lines.
 #include <cmath>
+#include <iterator>
 #include <ostream>
 
 #include <fmt/format.h>
@@ -35,6 +36,12 @@ void write_csv_field(std::ostream& out, std::string_view text) {
     out << '"';
 }
 
+// The per-sample similarity figures (sample_similarity), after extra_json;
+// empty / null where the run's figures were not computed.
+constexpr const char* kSimilarityColumns[] = {"knn_sim_prompt", "knn_sim_full", "knn_sim_delta", "cluster",
+                                             "cluster_size",   "prompt_copies", "reference_copies"};
+constexpr int kNumSimilarityColumns = static_cast<int>(std::size(kSimilarityColumns));
+
 // The column list the export writes, and the SELECT that feeds it (minus the
 // three run-level columns, which come from RunInfo).
 std::vector<std::string> export_columns() {
@@ -42,6 +49,7 @@ std::vector<std::string> export_columns() {
                                      "sample_index", "prompt_tokens", "reference_tokens"};
     for (const auto& c : metric_columns()) cols.emplace_back(c.name);
     cols.emplace_back("extra_json");
+    for (const char* c : kSimilarityColumns) cols.emplace_back(c);
     return cols;
 }
 
@@ -68,11 +76,19 @@ int64_t export_run(const ResultReader& reader, const ExportParams& params, std::
         for (std::size_t i = 0; i < columns.size(); ++i) out << (i ? "," : "") << columns[i];
         out << '\n';
     }
+    // A version-1 store has no similarity table: its columns are NULL.
+    const bool has_similarity = has_table(db, "sample_similarity");
+    std::string similarity_list;
+    for (const char* c : kSimilarityColumns) similarity_list += std::string(", ") + (has_similarity ? "q." : "NULL AS ") + c;
     Statement st(db,
                  "SELECT s.sample_id, s.sample_index, s.prompt_tokens, s.reference_tokens, " +
-                     metric_select_list("m") +
-                     " FROM samples s LEFT JOIN metrics m ON m.run_id = s.run_id AND m.sample_id = s.sample_id"
+                     metric_select_list("m") + similarity_list +
+                     " FROM samples s LEFT JOIN metrics m ON m.run_id = s.run_id AND m.sample_id = s.sample_id" +
+                     (has_similarity ? " LEFT JOIN sample_similarity q ON q.run_id = s.run_id AND q.sample_id = "
+                                       "s.sample_id"
+                                     : "") +
                      " WHERE s.run_id = ? ORDER BY s.sample_index, s.sample_id");
+    const int first_similarity = 4 + n_metric + 1;
     int64_t n_rows = 0;
     for (const auto& run : runs) {
         st.bind_int(1, run.run_id);
@@ -85,7 +101,7 @@ int64_t export_run(const ResultReader& reader, const ExportParams& params, std::
                 if (run.spec.checkpoint_epoch) out << *run.spec.checkpoint_epoch;
                 out << ',';
                 write_csv_field(out, st.column_text(0));
-                for (int i = 1; i < 4 + n_metric + 1; ++i) {
+                for (int i = 1; i < first_similarity + kNumSimilarityColumns; ++i) {
                     out << ',';
                     switch (sqlite3_column_type(st.handle(), i)) {
                         case SQLITE_NULL: break;
@@ -101,7 +117,7 @@ int64_t export_run(const ResultReader& reader, const ExportParams& params, std::
                 row["checkpoint_step"] = opt_int(run.spec.checkpoint_step);
                 row["checkpoint_epoch"] = opt_int(run.spec.checkpoint_epoch);
                 row["sample_id"] = st.column_text(0);
-                for (int i = 1; i < 4 + n_metric; ++i) {
+                auto put_value = [&](int i) {
                     auto& v = row[columns[static_cast<std::size_t>(i) + 3]];
                     switch (sqlite3_column_type(st.handle(), i)) {
                         case SQLITE_NULL: v = nullptr; break;
@@ -114,7 +130,8 @@ int64_t export_run(const ResultReader& reader, const ExportParams& params, std::
                         }
                         default: v = st.column_text(i); break;
                     }
-                }
+                };
+                for (int i = 1; i < 4 + n_metric; ++i) put_value(i);
                 const int extra = 4 + n_metric;
                 if (st.is_null(extra)) {
                     row["extra_json"] = nullptr;
@@ -127,6 +144,7 @@ int64_t export_run(const ResultReader& reader, const ExportParams& params, std::
                                           kCorruptHint);
                     }
                 }
+                for (int i = first_similarity; i < first_similarity + kNumSimilarityColumns; ++i) put_value(i);
                 out << row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
             }
             ++n_rows;

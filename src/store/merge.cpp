@@ -55,8 +55,24 @@ public:
             const int64_t id = target_run(i, run);
             touched_.insert(id);
             report.n_samples += copy_run(*in, i, run.run_id, id);
+            if (origins_[id].size() == 1) copy_run_similarity(*in, run.run_id, id);
         }
         report.n_runs = static_cast<int64_t>(touched_.size());
+    }
+
+    // Runs that gained samples from several inputs: figures computed over one
+    // shard (or over the output's earlier samples) no longer describe the run.
+    void finish(MergeReport& report) {
+        report.run_ids.assign(touched_.begin(), touched_.end());
+        for (int64_t id : touched_) {
+            if (origins_[id].size() < 2) continue;
+            report.unioned_run_ids.push_back(id);
+            for (const char* table : {"sample_similarity", "run_similarity"}) {
+                Statement del(out_, fmt::format("DELETE FROM {} WHERE run_id = ?", table));
+                del.bind_int(1, id);
+                del.run();
+            }
+        }
     }
 
 private:
@@ -98,7 +114,7 @@ private:
                 "\"shard\"); merge other runs into another output");
         }
         RunSpec spec = run.spec;
-        spec.options = options_for_key(spec.options);  // the merged run is no longer one shard
+        if (spec.options.is_object()) spec.options.erase(kShardOptionKey);  // the merged run is no longer one shard
         const int64_t id = insert_run(out_, run.run_key, spec, run.started_at, run.finished_at, run.status,
                                       run.memskew_version);
         origins_[id].push_back({i, run.run_id});
@@ -113,9 +129,27 @@ private:
         return s;
     }
 
+    void copy_run_similarity(const Db& in, int64_t src_run, int64_t dst_run) {
+        if (!has_table(in, "run_similarity")) return;
+        auto cols = table_columns(out_, "run_similarity");
+        cols.erase(std::remove(cols.begin(), cols.end(), "run_id"), cols.end());
+        const std::string list = join_quoted(cols);
+        Statement select(in, fmt::format("SELECT {} FROM run_similarity WHERE run_id = ?", list));
+        select.bind_int(1, src_run);
+        if (!select.step()) return;
+        std::string qs = "?";
+        for (std::size_t k = 0; k < cols.size(); ++k) qs += ", ?";
+        Statement insert(out_, fmt::format("INSERT OR REPLACE INTO run_similarity(run_id, {}) VALUES({})", list, qs));
+        insert.bind_int(1, dst_run);
+        for (int k = 0; k < static_cast<int>(cols.size()); ++k) insert.bind_value(k + 2, select.column_value(k));
+        insert.run();
+    }
+
     int64_t copy_run(const Db& in, int i, int64_t src_run, int64_t dst_run) {
         int64_t n = 0;
-        for (const char* table : {"samples", "metrics", "token_arrays"}) {
+        for (const char* table : {"samples", "metrics", "token_arrays", "sample_vectors", "sample_similarity"}) {
+            // A version-1 input has no similarity tables.
+            if (!has_table(in, table)) continue;
             // Columns by name, from the output's schema: robust to column order.
             auto cols = table_columns(out_, table);
             cols.erase(std::remove(cols.begin(), cols.end(), "run_id"), cols.end());
@@ -200,6 +234,7 @@ MergeReport merge_stores(const std::vector<std::string>& inputs, const std::stri
         Transaction tx(*out);
         Merger merger(*out, inputs);
         for (int i = 0; i < static_cast<int>(inputs.size()); ++i) merger.merge_input(i, report);
+        merger.finish(report);
         tx.commit();
     } catch (...) {
         if (!existed) {

@@ -7,6 +7,7 @@
 
 #include "memskew/error.h"
 #include "store-impl.h"
+#include "util/f16.h"
 
 namespace memskew {
 
@@ -30,7 +31,7 @@ std::string encode(const std::vector<T>& values) {
 template <typename T>
 std::vector<T> decode(const void* data, std::size_t n_bytes, const char* type) {
     if (n_bytes % sizeof(T) != 0)
-        throw FormatError(fmt::format("token array blob of {} bytes is not a whole number of {} values", n_bytes, type),
+        throw FormatError(fmt::format("blob of {} bytes is not a whole number of {} values", n_bytes, type),
                           store_detail::kCorruptHint);
     std::vector<T> out(n_bytes / sizeof(T));
     if (n_bytes) std::memcpy(out.data(), data, n_bytes);
@@ -65,6 +66,26 @@ std::string encode_f32(const std::vector<float>& values) { return encode(values)
 std::vector<uint8_t> decode_u8(const void* data, std::size_t n_bytes) { return decode<uint8_t>(data, n_bytes, "uint8"); }
 std::vector<int32_t> decode_i32(const void* data, std::size_t n_bytes) { return decode<int32_t>(data, n_bytes, "int32"); }
 std::vector<float> decode_f32(const void* data, std::size_t n_bytes) { return decode<float>(data, n_bytes, "float32"); }
+
+namespace store_detail {
+
+std::string encode_f16(const std::vector<float>& values) {
+    std::vector<uint16_t> bits(values.size());
+    for (std::size_t i = 0; i < values.size(); ++i) bits[i] = float_to_f16(values[i]);
+    return encode(bits);
+}
+
+std::vector<float> decode_f16(const void* data, std::size_t n_bytes) {
+    const auto bits = decode<uint16_t>(data, n_bytes, "float16");
+    std::vector<float> out(bits.size());
+    for (std::size_t i = 0; i < bits.size(); ++i) out[i] = f16_to_float(bits[i]);
+    return out;
+}
+
+std::string encode_u64(const std::vector<uint64_t>& values) { return encode(values); }
+std::vector<uint64_t> decode_u64(const void* data, std::size_t n_bytes) { return decode<uint64_t>(data, n_bytes, "uint64"); }
+
+}  // namespace store_detail
 
 bool MetricsRow::operator==(const MetricsRow& o) const {
     for (const auto& c : store_detail::metric_columns()) {

@@ -134,6 +134,56 @@ std::string metrics_table_sql() {
            ");\n";
 }
 
+// The tables schema version 2 added (store-similarity.h).
+std::string similarity_tables_sql() {
+    return "CREATE TABLE sample_vectors(\n"
+           "  run_id INTEGER NOT NULL REFERENCES runs(run_id),\n"
+           "  sample_id TEXT NOT NULL,\n"
+           "  prompt_embedding BLOB,\n"
+           "  full_embedding BLOB,\n"
+           "  minhash BLOB NOT NULL,\n"
+           "  prompt_hash INTEGER NOT NULL,\n"
+           "  reference_hash INTEGER NOT NULL,\n"
+           "  PRIMARY KEY(run_id, sample_id)\n"
+           ");\n"
+           "CREATE TABLE sample_similarity(\n"
+           "  run_id INTEGER NOT NULL REFERENCES runs(run_id),\n"
+           "  sample_id TEXT NOT NULL,\n"
+           "  knn_sim_prompt REAL,\n"
+           "  knn_sim_full REAL,\n"
+           "  knn_sim_delta REAL,\n"
+           "  neighbours_prompt BLOB,\n"
+           "  similarity_prompt BLOB,\n"
+           "  neighbours_full BLOB,\n"
+           "  similarity_full BLOB,\n"
+           "  cluster INTEGER NOT NULL,\n"
+           "  cluster_size INTEGER NOT NULL,\n"
+           "  prompt_copies INTEGER NOT NULL,\n"
+           "  reference_copies INTEGER NOT NULL,\n"
+           "  PRIMARY KEY(run_id, sample_id)\n"
+           ");\n"
+           "CREATE TABLE run_similarity(\n"
+           "  run_id INTEGER PRIMARY KEY REFERENCES runs(run_id),\n"
+           "  n_samples INTEGER NOT NULL,\n"
+           "  embed_model TEXT,\n"
+           "  embed_dim INTEGER,\n"
+           "  s_input REAL, s_full REAL, delta_s REAL,\n"
+           "  k INTEGER,\n"
+           "  knn_method TEXT,\n"
+           "  knn_recall REAL,\n"
+           "  knn_recall_queries INTEGER,\n"
+           "  near_duplicate_params TEXT NOT NULL,\n"
+           "  n_clusters INTEGER NOT NULL,\n"
+           "  n_clustered_samples INTEGER NOT NULL,\n"
+           "  largest_cluster INTEGER NOT NULL,\n"
+           "  n_duplicate_prompts INTEGER NOT NULL,\n"
+           "  n_duplicate_references INTEGER NOT NULL,\n"
+           "  vectors_kept INTEGER NOT NULL,\n"
+           "  computed_at TEXT NOT NULL,\n"
+           "  seconds REAL NOT NULL\n"
+           ");\n";
+}
+
 std::string schema_sql() {
     return fmt::format(
                "PRAGMA application_id = {};\n"
@@ -186,7 +236,8 @@ std::string schema_sql() {
            "  \"reference\" BLOB NOT NULL,\n"
            "  \"generated\" BLOB,\n"
            "  PRIMARY KEY(run_id, sample_id)\n"
-           ");\n";
+           ");\n" +
+           similarity_tables_sql();
 }
 
 int64_t pragma_int(const Db& db, const char* pragma) {
@@ -232,7 +283,9 @@ void check_schema(const Db& db) {
     // Our application id but tables missing: a damaged or truncated store.
     const auto tables = table_names(db);
     const std::set<std::string> have(tables.begin(), tables.end());
-    for (const char* t : {"meta", "runs", "samples", "metrics", "token_arrays"})
+    std::vector<const char*> required = {"meta", "runs", "samples", "metrics", "token_arrays"};
+    if (version >= 2) required.insert(required.end(), {"sample_vectors", "sample_similarity", "run_similarity"});
+    for (const char* t : required)
         if (!have.count(t))
             throw FormatError(fmt::format("{}: the results store is corrupted (table '{}' is missing)", path, t),
                               kCorruptHint);
@@ -253,6 +306,11 @@ void init_or_check_schema(Db& db, bool create) {
     // The first read detects a file that is not SQLite at all (SQLITE_NOTADB).
     const int64_t app_id = pragma_int(db, "application_id");
     if (create && app_id == 0) {
+        // Incremental auto-vacuum lets a run give the pages of its dropped
+        // embeddings back to the file system. It only takes effect before the
+        // first table exists and outside a transaction (a no-op on a file
+        // that already has tables).
+        if (table_names(db).empty()) db.exec("PRAGMA auto_vacuum = INCREMENTAL");
         // Re-check inside a write transaction so two processes creating the
         // same file do not both build the schema.
         Transaction tx(db);
@@ -263,6 +321,23 @@ void init_or_check_schema(Db& db, bool create) {
         }
     }
     check_schema(db);
+    if (create && pragma_int(db, "user_version") == 1) {
+        // Upgrade a version-1 store in place: it gains the (empty) similarity
+        // tables; nothing else changed between the versions.
+        Transaction tx(db);
+        if (pragma_int(db, "user_version") == 1) {
+            db.exec(similarity_tables_sql() + fmt::format("PRAGMA user_version = {};\n"
+                                                          "UPDATE meta SET value = '{}' WHERE key = 'schema_version';\n",
+                                                          kStoreSchemaVersion, kStoreSchemaVersion));
+            tx.commit();
+        }
+    }
+}
+
+bool has_table(const Db& db, const char* name) {
+    Statement st(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?");
+    st.bind_text(1, name);
+    return st.step();
 }
 
 std::unique_ptr<Db> open_store_for_write(const std::string& path, int busy_timeout_ms) {
@@ -398,7 +473,10 @@ int64_t insert_run(Db& db, const std::string& key, const RunSpec& spec, const st
 
 nlohmann::json options_for_key(const nlohmann::json& options) {
     nlohmann::json o = options;
-    if (o.is_object()) o.erase(kShardOptionKey);
+    if (o.is_object()) {
+        o.erase(kShardOptionKey);
+        o.erase(kKeepEmbeddingsOptionKey);
+    }
     return o;
 }
 

@@ -35,6 +35,16 @@ std::string metric_select_list(const std::string& alias = {});
 // application_id, user_version and tables. FormatError for a foreign or newer
 // file. With `create` false an empty database is a FormatError too.
 void init_or_check_schema(Db& db, bool create);
+// Packed little-endian blobs of the similarity tables: float16 vectors and
+// uint64 signatures. Decoding throws FormatError for a length that is not a
+// whole number of values.
+std::string encode_f16(const std::vector<float>& values);
+std::vector<float> decode_f16(const void* data, std::size_t n_bytes);
+std::string encode_u64(const std::vector<uint64_t>& values);
+std::vector<uint64_t> decode_u64(const void* data, std::size_t n_bytes);
+
+// Whether the store has the table (a version-1 store lacks the similarity tables).
+bool has_table(const Db& db, const char* name);
 // Opens a store for writing (created if missing), WAL + synchronous=NORMAL.
 std::unique_ptr<Db> open_store_for_write(const std::string& path, int busy_timeout_ms);
 // Opens an existing store for reading.

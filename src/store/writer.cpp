@@ -43,6 +43,17 @@ void validate_record(const SampleRecord& r) {
     check("logprob_sampling", t.logprob_sampling.size(), true);
 }
 
+void validate_vectors(const SampleRecord& r) {
+    if (!r.vectors) return;
+    const auto& v = *r.vectors;
+    if (v.prompt_embedding.size() != v.full_embedding.size())
+        throw InvalidInput(fmt::format("sample '{}': prompt embedding has {} values, full-sample embedding {}",
+                                       r.sample_id, v.prompt_embedding.size(), v.full_embedding.size()),
+                           "both embeddings come from the same model");
+    if (v.minhash.empty())
+        throw InvalidInput(fmt::format("sample '{}': the MinHash signature is empty", r.sample_id));
+}
+
 std::vector<std::string> load_done_ids(const Db& db, int64_t run_id) {
     Statement st(db, "SELECT sample_id FROM samples WHERE run_id = ?");
     st.bind_int(1, run_id);
@@ -73,7 +84,40 @@ struct ResultWriter::Impl {
     std::unordered_set<uint64_t> id_hashes;
     int64_t n_committed = 0;
     bool finished = false;
-    std::unique_ptr<Statement> insert_sample, insert_metrics, insert_tokens, find_sample;
+    std::unique_ptr<Statement> insert_sample, insert_metrics, insert_tokens, insert_vectors, find_sample;
+    // Dimension of the run's embeddings (-1: none seen yet; 0: a run without
+    // embeddings): every sample of a run must match the first.
+    int64_t embed_dim = -1;
+    std::size_t n_minhash = 0;
+
+    // The dimension and signature length of what the run stored before (resume).
+    void load_vector_shape() {
+        Statement st(*db,
+                     "SELECT length(prompt_embedding), length(minhash) FROM sample_vectors WHERE run_id = ? LIMIT 1");
+        st.bind_int(1, run_id);
+        if (!st.step()) return;
+        embed_dim = st.is_null(0) ? 0 : st.column_int(0) / 2;
+        n_minhash = static_cast<std::size_t>(st.column_int(1) / 8);
+    }
+
+    void check_vector_shape(const SampleRecord& r) {
+        if (!r.vectors) return;
+        const auto dim = static_cast<int64_t>(r.vectors->prompt_embedding.size());
+        if (embed_dim < 0) {
+            embed_dim = dim;
+            n_minhash = r.vectors->minhash.size();
+            return;
+        }
+        if (dim != embed_dim)
+            throw InvalidInput(fmt::format("{}: sample '{}' has embeddings of dimension {}, but run {} holds "
+                                           "dimension {}",
+                                           db->path(), r.sample_id, dim, run_id, embed_dim),
+                               "embeddings of one run come from one model; probe another embedding model into "
+                               "another --out");
+        if (r.vectors->minhash.size() != n_minhash)
+            throw InvalidInput(fmt::format("{}: sample '{}' has a MinHash signature of {} values, run {} holds {}",
+                                           db->path(), r.sample_id, r.vectors->minhash.size(), run_id, n_minhash));
+    }
 
     void prepare() {
         insert_sample = std::make_unique<Statement>(
@@ -85,6 +129,10 @@ struct ResultWriter::Impl {
             *db,
             "INSERT INTO token_arrays(run_id, sample_id, \"match\", \"argmax\", \"logprob\", \"rank\", \"entropy\", "
             "\"logprob_sampling\", \"reference\", \"generated\") VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        insert_vectors = std::make_unique<Statement>(
+            *db,
+            "INSERT INTO sample_vectors(run_id, sample_id, prompt_embedding, full_embedding, minhash, prompt_hash, "
+            "reference_hash) VALUES(?, ?, ?, ?, ?, ?, ?)");
         find_sample = std::make_unique<Statement>(*db, "SELECT 1 FROM samples WHERE run_id = ? AND sample_id = ?");
     }
 
@@ -122,6 +170,26 @@ struct ResultWriter::Impl {
         bind_metrics(m, 3, r.metrics);
         m.run();
 
+        if (r.vectors) {
+            const auto& v = *r.vectors;
+            Statement& w = *insert_vectors;
+            w.bind_int(1, run_id);
+            w.bind_text(2, r.sample_id);
+            if (v.prompt_embedding.empty()) {
+                w.bind_null(3);
+                w.bind_null(4);
+            } else {
+                const std::string p = encode_f16(v.prompt_embedding), f = encode_f16(v.full_embedding);
+                w.bind_blob(3, p.data(), p.size());
+                w.bind_blob(4, f.data(), f.size());
+            }
+            const std::string mh = encode_u64(v.minhash);
+            w.bind_blob(5, mh.data(), mh.size());
+            // SQLite integers are signed: the hashes are stored bit for bit.
+            w.bind_int(6, static_cast<int64_t>(v.prompt_hash));
+            w.bind_int(7, static_cast<int64_t>(v.reference_hash));
+            w.run();
+        }
         if (!r.tokens) return;
         const auto& t = *r.tokens;
         Statement& a = *insert_tokens;
@@ -179,6 +247,8 @@ void ResultWriter::add(SampleRecord record) {
         throw InvalidInput(fmt::format("{}: run {} is already finished; sample '{}' not added", path(), run_id(),
                                        record.sample_id));
     validate_record(record);
+    validate_vectors(record);
+    impl_->check_vector_shape(record);
     if (impl_->is_duplicate(record.sample_id))
         throw InvalidInput(fmt::format("{}: sample id '{}' is already in run {}", path(), record.sample_id, run_id()),
                            "sample ids must be unique within a dataset");
@@ -265,6 +335,7 @@ OpenedRun open_run(const std::string& db_path, const RunSpec& spec, ResumeMode m
     impl->id_hashes.reserve(done.size());
     for (const auto& id : done) impl->id_hashes.insert(XXH3_64bits(id.data(), id.size()));
     impl->prepare();
+    impl->load_vector_shape();
     return OpenedRun{std::move(run), resumed, std::unordered_set<std::string>(done.begin(), done.end()),
                      ResultWriter(std::move(impl))};
 }

@@ -31,6 +31,7 @@ void register_report(CLI::App& app, Action& action);
 void register_analyze(CLI::App& app, Action& action);
 void register_convert(CLI::App& app, Action& action);
 void register_study(CLI::App& app, Action& action);
+void register_filter(CLI::App& app, Action& action);
 
 // Options every model-running command shares.
 struct ModelOptions {

@@ -16,6 +16,8 @@ void register_demo(CLI::App& app, Action& action) {
     cmd->add_option("--epochs", p->epochs, "Training epochs")->check(CLI::Range(1, 100));
     cmd->add_option("--samples", p->n_samples, "Synthetic samples")->check(CLI::Range(20, 100000));
     cmd->add_option("--seed", p->seed, "Seed of the data, the model and the training");
+    cmd->add_flag("--no-filter-loop{false}", p->filter_loop,
+                  "Skip the data-side loop (filter near-duplicates, retrain, probe again)");
     cmd->callback([&action, p] {
         action = [p] {
             fmt::print("memskew demo: how much does a model memorize its fine-tuning data, and where?\n");
@@ -30,6 +32,13 @@ void register_demo(CLI::App& app, Action& action) {
             for (const auto& e : s.epochs)
                 fmt::print("  {:>5}  {:>10.3f}  {:>10.2f}  {:>9.1f}  {:>7.0f}  {:>8}\n", e.epoch, e.train_loss,
                            e.mean_n_pre, e.p99_n_pre, e.max_n_pre, e.n_exact);
+            if (s.filtered)
+                fmt::print("\nThe data-side fix (memskew filter --max-per-cluster 1, same training again; last "
+                           "checkpoint on all {} original samples):\n"
+                           "  removed {} near-duplicates -> {} (manifest {})\n"
+                           "  max n_pre {:.0f} -> {:.0f}; verbatim {} -> {} ({} -> {} among the samples kept)\n",
+                           s.n_samples, s.n_removed, s.filtered_data_path, s.manifest_path, s.max_before, s.max_after,
+                           s.exact_before, s.exact_after, s.exact_kept_before, s.exact_kept_after);
             fmt::print("\nFindings (last checkpoint):\n");
             for (const auto& f : s.analysis.findings) fmt::print("  - {}\n", f);
             fmt::print("\nReport: {}\nResults store: {} (try: memskew analyze {})\nDone in {:.0f} s.\n", s.report_path,

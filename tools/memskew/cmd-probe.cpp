@@ -2,10 +2,12 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 
 #include "cli.h"
 #include "memskew/error.h"
+#include "memskew/analysis.h"
 #include "memskew/probe.h"
 
 namespace memskew::cli {
@@ -68,6 +70,7 @@ nlohmann::json summary_json(const ProbeSummary& s, bool generate) {
                         {"tokens", s.tokens},
                         {"seconds", s.seconds},
                         {"padding_waste", s.padding_waste}};
+    j["similarity"] = s.similarity ? to_json(*s.similarity) : nlohmann::json({{"skipped", s.similarity_note}});
     if (generate) {
         j["generated"] = s.n_generated;
         j["n_pre_agreement"] = s.n_generated - static_cast<int64_t>(s.disagreements.size());
@@ -104,6 +107,18 @@ void print_summary(const ProbeSummary& s, bool generate) {
                        s.disagreements[i].sample_id, s.disagreements[i].n_pre_teacher_forced,
                        s.disagreements[i].n_pre_generated);
     }
+    if (const auto& r = s.similarity) {
+        if (r->embed_dim > 0)
+            fmt::print("similarity: S_input {:.3f}, S_full {:.3f}, delta S {:+.3f} ({} neighbours, {}{})\n", r->s_input,
+                       r->s_full, r->delta_s, r->k, r->knn_method,
+                       std::isnan(r->knn_recall) ? "" : fmt::format(", recall {:.3f}", r->knn_recall));
+        fmt::print("duplicates: {} near-duplicate clusters ({} samples, largest {}), {} samples share a prompt, {} a "
+                   "reference\n",
+                   r->n_clusters, r->n_clustered_samples, r->largest_cluster, r->n_duplicate_prompts,
+                   r->n_duplicate_references);
+    } else if (!s.similarity_note.empty()) {
+        fmt::print("similarity: {}\n", s.similarity_note);
+    }
     fmt::print("results: {} (run {})\n", s.out_path, s.run_id);
 }
 
@@ -119,6 +134,9 @@ void register_probe(CLI::App& app, Action& action) {
         double temperature = 1.0, top_p = 1.0, min_k = 0.2, n_tries = 100;
         int64_t top_k = 0, k_extractable = 50;
         bool generate = false, resume = false, quiet = false, json = false, no_text = false;
+        bool no_embeddings = false, keep_embeddings = false;
+        std::string embed_model;
+        int neighbours = 10;
         std::vector<std::string> adapters;
     };
     auto o = std::make_shared<Opts>();
@@ -143,6 +161,15 @@ void register_probe(CLI::App& app, Action& action) {
     cmd->add_option("--batch-tokens", o->batch_tokens, "Padded tokens per batch")->check(CLI::PositiveNumber);
     cmd->add_option("--batch-size", o->batch_size, "Most samples per batch")->check(CLI::PositiveNumber);
     cmd->add_flag("--no-text", o->no_text, "Do not keep sample texts in the store");
+    cmd->add_option("--embed-model", o->embed_model,
+                    "Take the sample embeddings (similarity figures) from this model, in a pass of its own, instead "
+                    "of the model under test (e.g. the base model when probing checkpoints)");
+    cmd->add_flag("--keep-embeddings", o->keep_embeddings,
+                  "Keep the sample embeddings in the store (float16; `memskew export --embeddings` writes them)");
+    cmd->add_flag("--no-embeddings", o->no_embeddings,
+                  "No sample embeddings: no S_input/S_full/neighbour figures (duplicates are still found)");
+    cmd->add_option("--neighbours", o->neighbours, "Nearest neighbours per sample for the similarity figures")
+        ->check(CLI::PositiveNumber);
     cmd->add_flag("--quiet,-q", o->quiet, "No progress output");
     cmd->add_flag("--json", o->json, "Print the summary as JSON on stdout");
     cmd->callback([&action, o, cmd] {
@@ -168,6 +195,13 @@ void register_probe(CLI::App& app, Action& action) {
             p.store_text = !o->no_text;
             p.token_budget = o->batch_tokens;
             p.max_batch_size = o->batch_size;
+            p.embeddings = !o->no_embeddings;
+            p.embed_model = o->embed_model;
+            p.keep_embeddings = o->keep_embeddings;
+            p.similarity.knn.k = o->neighbours;
+            if (o->no_embeddings && (o->keep_embeddings || !o->embed_model.empty()))
+                throw InvalidInput("--no-embeddings contradicts --keep-embeddings / --embed-model",
+                                   "drop one of them");
             ProgressPrinter printer(o->quiet || o->json);
             const std::vector<ProbeSummary> runs = run_probes(p, [&](const ProbeProgress& pr) { printer(pr); });
             if (o->adapters.empty()) {

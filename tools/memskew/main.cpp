@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
     cli::register_probe(app, action);
     cli::register_export(app, action);
     cli::register_merge(app, action);
+    cli::register_filter(app, action);
     cli::register_train(app, action);
     cli::register_report(app, action);
     cli::register_analyze(app, action);
