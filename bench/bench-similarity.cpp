@@ -23,8 +23,9 @@
 // recall@10 against the exact lists of 1000 rows.
 //
 // Options: --docs N --edit-rate R (part 1); --knn-rows N --ann-rows N --dim D
-// --k K --recall-queries N --threads T (part 2); --skip-minhash, --skip-gemm,
-// --skip-knn, --skip-ann.
+// --k K --recall-queries N --threads T (part 2); --ann-data clustered|random
+// (default clustered: see clustered_unit), --hnsw-m, --ef-construction,
+// --ef-search; --skip-minhash, --skip-gemm, --skip-knn, --skip-ann.
 #include <cblas.h>
 #include <fmt/format.h>
 #include <xxhash.h>
@@ -89,6 +90,28 @@ EmbeddingMatrix random_unit(int64_t n, int64_t d, uint64_t seed) {
     std::vector<std::thread> pool;
     for (int64_t c = 0; c < t; ++c) pool.emplace_back(fill, n * c / t, n * (c + 1) / t);
     for (auto& th : pool) th.join();
+    return e;
+}
+
+// Clustered unit vectors, closer to real sample embeddings than uniform ones
+// (the demo's have a mean pairwise cosine near 0.9): n / cluster_size random
+// unit centres, each row its centre plus Gaussian noise of norm ~0.75 (cosine
+// ~0.8 to the centre, ~0.64 between rows of one cluster), normalised.
+EmbeddingMatrix clustered_unit(int64_t n, int64_t d, int64_t cluster_size, uint64_t seed) {
+    const int64_t n_centres = std::max<int64_t>(1, n / cluster_size);
+    const EmbeddingMatrix centres = random_unit(n_centres, d, seed + 1000);
+    EmbeddingMatrix e = random_unit(n, d, seed);  // the noise directions
+    for (int64_t i = 0; i < n; ++i) {
+        float* r = e.values.data() + i * d;
+        const float* c = centres.row(i % n_centres);
+        double ss = 0;
+        for (int64_t j = 0; j < d; ++j) {
+            r[j] = c[j] + 0.75f * r[j];
+            ss += static_cast<double>(r[j]) * r[j];
+        }
+        const float inv = static_cast<float>(1.0 / std::sqrt(ss));
+        for (int64_t j = 0; j < d; ++j) r[j] *= inv;
+    }
     return e;
 }
 
@@ -185,6 +208,8 @@ int main(int argc, char** argv) {
     int64_t knn_rows = 100000, ann_rows = 1000000, dim = 768, recall_queries = 1000;
     int k = 10, threads = 0;
     bool skip_minhash = false, skip_gemm = false, skip_knn = false, skip_ann = false;
+    std::string ann_data = "clustered";
+    KnnParams p;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto value = [&]() -> std::string {
@@ -206,6 +231,10 @@ int main(int argc, char** argv) {
         else if (a == "--skip-gemm") skip_gemm = true;
         else if (a == "--skip-knn") skip_knn = true;
         else if (a == "--skip-ann") skip_ann = true;
+        else if (a == "--ann-data") ann_data = value();
+        else if (a == "--hnsw-m") p.hnsw_m = std::stoi(value());
+        else if (a == "--ef-construction") p.hnsw_ef_construction = std::stoi(value());
+        else if (a == "--ef-search") p.hnsw_ef_search = std::stoi(value());
         else {
             std::fprintf(stderr, "bench-similarity: unknown option %s\n", a.c_str());
             return 2;
@@ -221,7 +250,6 @@ int main(int argc, char** argv) {
         ran = true;
     }
 
-    KnnParams p;
     p.k = k;
     p.threads = threads;
     p.recall_queries = recall_queries;
@@ -246,13 +274,18 @@ int main(int argc, char** argv) {
     }
 
     if (!skip_ann) {
-        const EmbeddingMatrix e = random_unit(ann_rows, dim, 2);
+        if (ann_data != "random" && ann_data != "clustered") {
+            std::fprintf(stderr, "bench-similarity: --ann-data is random or clustered\n");
+            return 2;
+        }
+        const EmbeddingMatrix e = ann_data == "random" ? random_unit(ann_rows, dim, 2) : clustered_unit(ann_rows, dim, 100, 2);
         p.exact_limit = 0;
         const auto t0 = Clock::now();
         const KnnResult r = approximate_knn(e, p);
         const double total = seconds_since(t0);
-        fmt::print("approximate kNN (hnswlib, M {}, ef {}/{}), {} x {} unit vectors\n", p.hnsw_m,
-                   p.hnsw_ef_construction, p.hnsw_ef_search, ann_rows, dim);
+        fmt::print("approximate kNN (hnswlib, M {}, ef {}/{}), {} x {} {} unit vectors\n", p.hnsw_m,
+                   p.hnsw_ef_construction, p.hnsw_ef_search, ann_rows, dim,
+                   ann_data == "random" ? "uniform random" : "clustered (100 per cluster)");
         fmt::print("  build  {:8.2f} s  ({:.0f} inserts/s, {:.1f} s per 100,000)\n", r.build_seconds,
                    ann_rows / r.build_seconds, r.build_seconds * 1e5 / ann_rows);
         fmt::print("  query  {:8.2f} s  ({:.0f} queries/s, every row, k + 1 = {} each)\n", r.query_seconds,

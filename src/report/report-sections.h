@@ -2,11 +2,36 @@
 // src/report/). Each returns its HTML; report.cpp puts them in page order.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <string>
 
 #include "memskew/report.h"
+#include "report/svg.h"
 
 namespace memskew {
+
+// What every part of the page holds: the analysis, its inputs, the page
+// parameters and the HTML written so far, with the two helpers every section
+// uses (escaped paragraphs, charts with captions).
+class HtmlSection {
+public:
+    HtmlSection(const AnalysisResult& r, const ReportInputs& in, const ReportParams& p) : r_(r), in_(in), p_(p) {}
+
+protected:
+    const AnalysisResult& r_;
+    const ReportInputs& in_;
+    const ReportParams& p_;
+    std::string s_;
+
+    static std::string h(std::string_view text) { return report::escape_html(text); }
+    void note(const std::string& text, const char* cls = "note") {
+        s_ += fmt::format("<p class=\"{}\">{}</p>\n", cls, h(text));
+    }
+    void figure(const report::Chart& c, const std::string& caption_html) {
+        s_ += "<figure>\n" + c.render() + "<figcaption>" + caption_html + "</figcaption>\n</figure>\n";
+    }
+};
 
 // "Does similarity explain it?": the S / ΔS table per checkpoint, n_pre
 // against the per-sample ΔS, n_pre by ΔS quintile and by near-duplicate

@@ -67,9 +67,9 @@ const std::vector<double>* metric_column(const RunColumns& c, const std::string&
     return nullptr;
 }
 
-class Page {
+class Page : HtmlSection {
 public:
-    Page(const AnalysisResult& r, const ReportInputs& in, const ReportParams& p) : r_(r), in_(in), p_(p) {}
+    using HtmlSection::HtmlSection;
 
     std::string render() {
         head();
@@ -89,17 +89,6 @@ public:
     }
 
 private:
-    const AnalysisResult& r_;
-    const ReportInputs& in_;
-    const ReportParams& p_;
-    std::string s_;
-
-    void note(const std::string& text, const char* cls = "note") {
-        s_ += fmt::format("<p class=\"{}\">{}</p>\n", cls, h(text));
-    }
-    void figure(const Chart& c, const std::string& caption_html) {
-        s_ += "<figure>\n" + c.render() + "<figcaption>" + caption_html + "</figcaption>\n</figure>\n";
-    }
 
     // ---- page frame -------------------------------------------------------
 

@@ -18,13 +18,12 @@ using report::format_number;
 using report::format_p_value;
 using report::ScaleKind;
 
-std::string h(std::string_view s) { return report::escape_html(s); }
 std::string num(double v, int digits = 3) { return std::isfinite(v) ? format_number(v, digits) : std::string("n/a"); }
 std::string pct(double f) { return std::isfinite(f) ? format_number(std::round(f * 1000) / 10, 3) + "%" : "n/a"; }
 
-class Section {
+class Section : HtmlSection {
 public:
-    Section(const AnalysisResult& r, const ReportInputs& in, const ReportParams& p) : r_(r), in_(in), p_(p) {}
+    using HtmlSection::HtmlSection;
 
     std::string render() {
         const auto& s = r_.similarity;
@@ -58,12 +57,6 @@ public:
     }
 
 private:
-    const AnalysisResult& r_;
-    const ReportInputs& in_;
-    const ReportParams& p_;
-    std::string s_;
-
-    void note(const std::string& text) { s_ += "<p class=\"note\">" + h(text) + "</p>\n"; }
 
     void checkpoint_table() {
         const auto& s = r_.similarity;
@@ -134,7 +127,7 @@ private:
                                    format_p_value(e.spearman.p_value));
         if (chosen.size() < valid.size())
             cap += fmt::format(" Showing {} of {} samples (the most memorized always).", chosen.size(), valid.size());
-        s_ += "<figure>\n" + ch.render() + "<figcaption>" + h(cap) + "</figcaption>\n</figure>\n";
+        figure(ch, h(cap));
     }
 
     void buckets_chart(const std::string& id, const std::string& title, const std::vector<SimilarityBucket>& buckets,
@@ -165,7 +158,7 @@ private:
         std::string rows;
         for (const auto& x : buckets)
             rows += fmt::format("{}{}: {} samples, mean {}", rows.empty() ? " " : "; ", x.label, x.n, num(x.mean_n_pre));
-        s_ += "<figure>\n" + ch.render() + "<figcaption>" + h(caption + rows + ".") + "</figcaption>\n</figure>\n";
+        figure(ch, h(caption + rows + "."));
     }
 
     void correlation_table() {

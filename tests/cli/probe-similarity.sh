@@ -29,3 +29,6 @@ cp "$TMP/d.jsonl" "$TMP/other.jsonl"; printf '{"id": "q6", "question": "x", "ans
 # Without embeddings: analyze says which option adds them.
 "$MEMSKEW" probe -m "$TINY" -d "$TMP/d.jsonl" -o "$TMP/noemb.db" -q --no-embeddings > /dev/null || exit 9
 "$MEMSKEW" analyze "$TMP/noemb.db" | grep -q "probed with --no-embeddings" || exit 9
+# Embeddings from another model (here the same checkpoint, in a pass of its own): recorded in the figures.
+"$MEMSKEW" probe -m "$TINY" -d "$TMP/d.jsonl" -o "$TMP/ext.db" -q --embed-model "$TINY" --json > "$TMP/ext.json" || exit 9
+grep -q '"embed_model": "checkpoint-1 (dir:' "$TMP/ext.json" || { cat "$TMP/ext.json" >&2; exit 9; }

@@ -11,7 +11,9 @@
 #include <thread>
 
 #include "memskew/error.h"
+#include "memskew/pipeline.h"
 #include "memskew/probe.h"
+#include "memskew/store-similarity.h"
 #include "memskew/store.h"
 #include "test-util.h"
 
@@ -100,8 +102,26 @@ TEST(Probe, KillAndResumeEqualsUninterrupted) {
     const auto sa = a.load_samples(ra.run_id), sb = b.load_samples(rb.run_id);
     ASSERT_EQ(sa.size(), sb.size());
     for (size_t i = 0; i < sa.size(); ++i) EXPECT_TRUE(sa[i] == sb[i]) << "sample " << sa[i].sample_id << " differs";
-    std::printf("[ info ] killed after %lld of 240 samples; resumed run equals the uninterrupted one\n",
-                static_cast<long long>(before));
+    // The similarity figures come from the vectors stored before the kill and
+    // after the resume: the same batches give the same embeddings, so the same
+    // figures, and the vectors are gone once they are computed.
+    const auto fa = load_run_similarity(a, ra.run_id), fb = load_run_similarity(b, rb.run_id);
+    ASSERT_TRUE(fa && fb);
+    EXPECT_EQ(fa->n_samples, 240);
+    EXPECT_EQ(fa->s_input, fb->s_input);
+    EXPECT_EQ(fa->s_full, fb->s_full);
+    EXPECT_EQ(fa->n_clusters, fb->n_clusters);
+    EXPECT_EQ(count_vectors(a, ra.run_id), 0);
+    const auto xa = load_sample_similarity(a, ra.run_id), xb = load_sample_similarity(b, rb.run_id);
+    ASSERT_EQ(xa.size(), 240u);
+    ASSERT_EQ(xa.size(), xb.size());
+    for (size_t i = 0; i < xa.size(); ++i) {
+        EXPECT_EQ(xa[i].neighbours_full, xb[i].neighbours_full) << xa[i].sample_id;
+        EXPECT_EQ(xa[i].cluster, xb[i].cluster) << xa[i].sample_id;
+    }
+    std::printf("[ info ] killed after %lld of 240 samples; resumed run equals the uninterrupted one "
+                "(S_input %.4f, S_full %.4f)\n",
+                static_cast<long long>(before), fa->s_input, fa->s_full);
 }
 
 TEST(Probe, ShardsMergedEqualUnsharded) {
@@ -146,6 +166,31 @@ TEST(Probe, ShardsMergedEqualUnsharded) {
         }
     }
     std::printf("[ info ] merged shards vs unsharded: worst relative metric difference %.2e\n", worst);
+
+    // A shard leaves its figures to the merge; over the merged vectors they
+    // match the unsharded run's (embeddings to float precision, the
+    // near-duplicate and duplicate figures exactly: they come from the ids).
+    EXPECT_FALSE(load_run_similarity(ResultReader::open(dir + "/shard0.db"), 1));
+    const auto merged = compute_store_similarity(dir + "/merged.db", b.only_run().run_id);
+    const auto whole = load_run_similarity(a, a.only_run().run_id);
+    ASSERT_TRUE(merged && whole);
+    EXPECT_EQ(merged->n_samples, 150);
+    EXPECT_NEAR(merged->s_input, whole->s_input, 1e-4);
+    EXPECT_NEAR(merged->s_full, whole->s_full, 1e-4);
+    EXPECT_EQ(merged->n_clusters, whole->n_clusters);
+    EXPECT_EQ(merged->n_duplicate_prompts, whole->n_duplicate_prompts);
+    const auto xa = load_sample_similarity(a, a.only_run().run_id);
+    const auto xb = load_sample_similarity(ResultReader::open(dir + "/merged.db"), b.only_run().run_id);
+    ASSERT_EQ(xa.size(), xb.size());
+    double worst_knn = 0;
+    for (size_t i = 0; i < xa.size(); ++i) {
+        worst_knn = std::max(worst_knn, std::fabs(xa[i].knn_sim_full - xb[i].knn_sim_full));
+        EXPECT_EQ(xa[i].cluster_size, xb[i].cluster_size);
+    }
+    EXPECT_LE(worst_knn, 1e-3);
+    std::printf("[ info ] merged shards' similarity vs unsharded: S_input %.6f vs %.6f, worst kNN mean difference "
+                "%.2e\n",
+                merged->s_input, whole->s_input, worst_knn);
 }
 
 TEST(Probe, ResumeWithOtherOptionsIsRefused) {

@@ -8,9 +8,26 @@
 
 #include <fmt/format.h>
 
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
 #include "memskew/store.h"
 
 namespace memskew::test {
+
+// The first column of the first row of `sql` on the file, read directly with
+// SQLite (not through the store's readers); -1 when there is no row.
+inline int64_t count_rows(const std::string& path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    int64_t n = -1;
+    if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
 
 inline RunSpec make_spec(std::optional<int64_t> step = 100) {
     RunSpec s;

@@ -23,6 +23,7 @@ namespace fs = std::filesystem;
 using namespace memskew;
 using memskew::test::make_record;
 using memskew::test::make_spec;
+using memskew::test::count_rows;
 
 namespace {
 
@@ -41,18 +42,6 @@ std::vector<int> range(int a, int b) {
     std::vector<int> v;
     for (int i = a; i < b; ++i) v.push_back(i);
     return v;
-}
-
-int64_t count_rows(const std::string& path, const std::string& sql) {
-    sqlite3* db = nullptr;
-    EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
-    sqlite3_stmt* st = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
-    int64_t n = -1;
-    if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
 }
 
 template <typename Fn>
