@@ -2,7 +2,8 @@
 // effect of epochs, dataset size and composition on memorization can be
 // studied end to end.
 //
-// Loss: mean cross-entropy over reference tokens only (the prompt is context).
+// Loss: mean cross-entropy over reference tokens only (the prompt is context);
+// with Goldfish (goldfish_k >= 2) over the reference tokens its hash keeps.
 // Checkpoints: out_dir/checkpoint-<step>/ as a Hugging Face Trainer writes them
 // (LoRA: PEFT adapter_config.json + adapter_model.safetensors; full: a Hugging
 // Face model folder) plus trainer_state.json, and memskew's own
@@ -17,6 +18,7 @@
 
 #include "memskew/data.h"
 #include "memskew/engine.h"
+#include "memskew/goldfish.h"
 #include "memskew/peft-config.h"
 #include "memskew/trainer-state.h"
 #include "memskew/sft-encoder.h"
@@ -53,6 +55,11 @@ struct TrainParams {
     int64_t monitor_samples = 0;       // 0: the smallest subset that catches one of the
                                        // top 10 with 95% confidence (METHOD M6)
     int64_t stop_when_max_npre = 0;    // stop once max n_pre on the subset reaches this (0: never)
+    // Goldfish loss (include/memskew/goldfish.h): leave the reference tokens
+    // whose h preceding ids hash to 0 mod k out of the loss (about 1 in k).
+    // 0 or 1: off, training exactly as without it. A resume keeps k and h.
+    int64_t goldfish_k = 0;
+    int64_t goldfish_h = 13;           // context tokens hashed (the paper's 13)
 };
 
 struct TrainProgress {
@@ -71,6 +78,10 @@ struct EpochRecord {
     std::string checkpoint;
     std::optional<int64_t> monitor_max_n_pre;
     std::optional<double> monitor_p99_n_pre;
+    // Goldfish only: dropped / reference tokens (EOS included) of the samples
+    // trained in the epoch, and dropped / eligible ones (past the first h - 1).
+    std::optional<double> goldfish_drop_fraction;
+    std::optional<double> goldfish_drop_fraction_eligible;
 };
 
 struct TrainSummary {
@@ -79,6 +90,7 @@ struct TrainSummary {
     int64_t n_samples = 0;
     EncodeCounts encode_counts;  // samples cut or left out by the sample encoder
     int64_t tokens = 0;
+    GoldfishCounts goldfish;     // over the training set, each sample once (dropped = 0 when off)
     double seconds = 0.0;
     bool stopped_by_monitor = false;
     int64_t monitor_samples = 0;

@@ -5,6 +5,13 @@
 // and the RNG (LoRA dropout) is reseeded from (seed, step, micro-batch) before
 // every forward, so a run resumed from a checkpoint follows the uninterrupted
 // run exactly.
+//
+// Goldfish (TrainParams::goldfish_k, include/memskew/goldfish.h): each
+// sample's keep mask is computed once from its ids; dropped reference tokens
+// get no logits row at all, so they add nothing to the loss or the gradient,
+// and the step's loss is the mean over the kept tokens only (the divisor
+// counts kept tokens). With Goldfish off every mask is empty and the loop is
+// the standard one, operation for operation.
 #include "memskew/train.h"
 
 #include <fmt/format.h>
@@ -21,6 +28,7 @@
 #include "memskew/adapter.h"
 #include "memskew/error.h"
 #include "memskew/file-io.h"
+#include "memskew/goldfish.h"
 #include "memskew/stats.h"
 #include "memskew/tokenizer.h"
 #include "model/cpu-kernels.h"
@@ -72,6 +80,9 @@ namespace {
 struct Example {
     std::vector<int32_t> prompt, target;  // target: reference (+ EOS)
     size_t n_reference = 0;               // reference tokens without EOS (for the monitor)
+    std::vector<uint8_t> keep;            // Goldfish keep mask over target (empty: keep all)
+    GoldfishCounts goldfish;              // its counts
+    int64_t kept() const { return goldfish.tokens - goldfish.dropped; }
 };
 
 std::vector<Example> training_examples(const TrainParams& p, const Tokenizer& tok, int64_t ctx, EncodeCounts& counts) {
@@ -85,6 +96,12 @@ std::vector<Example> training_examples(const TrainParams& p, const Tokenizer& to
         e.n_reference = s.reference.size();
         e.target = std::move(s.reference);
         if (s.eos) e.target.push_back(tok.eos());
+        // EOS is masked like any reference token: it is predicted from its
+        // context like the others, and exempting it would make the rule
+        // depend on which token comes next.
+        if (goldfish_enabled(p.goldfish_k)) e.keep = goldfish_keep_mask(e.prompt, e.target, p.goldfish_k, p.goldfish_h);
+        e.goldfish = goldfish_counts(e.prompt.size(), e.keep.empty() ? std::vector<uint8_t>(e.target.size(), 1) : e.keep,
+                                     p.goldfish_k, p.goldfish_h);
         out.push_back(std::move(e));
     }
     return out;
@@ -112,9 +129,18 @@ std::vector<size_t> epoch_order(size_t n, uint64_t seed, int64_t epoch) {
     return order;
 }
 
-// Mean cross-entropy terms of one micro-batch: returns (sum of token losses, tokens).
+// Mean cross-entropy terms of one micro-batch: returns (sum of token losses,
+// tokens in the loss). Goldfish-dropped tokens are left out of both; a batch
+// with no token left returns an undefined tensor and 0 (no forward pass).
 std::pair<torch::Tensor, int64_t> batch_loss(CausalLmImpl& net, const std::vector<const Example*>& batch) {
     const int64_t B = static_cast<int64_t>(batch.size());
+    bool masked = false;
+    int64_t n_kept = 0;
+    for (const Example* e : batch) {
+        masked = masked || !e->keep.empty();
+        n_kept += e->kept();
+    }
+    if (n_kept == 0) return {torch::Tensor(), 0};
     int64_t T = 1;
     for (const Example* e : batch) T = std::max<int64_t>(T, e->prompt.size() + e->target.size() - 1);
     auto ids = torch::zeros({B, T}, torch::kLong);
@@ -132,7 +158,21 @@ std::pair<torch::Tensor, int64_t> batch_loss(CausalLmImpl& net, const std::vecto
     // The loss needs hidden states from the first target row on: the model may
     // skip the last layer's work before it (forward_hidden_tail), in the
     // backward pass too.
-    const ReferenceRows ref_rows = reference_rows(prompt_lens, target_lens, T);
+    ReferenceRows ref_rows = reference_rows(prompt_lens, target_lens, T);
+    if (masked) {
+        // Keep the rows (and targets) of kept tokens only: rows are in batch
+        // and then reference order, as targets are.
+        std::vector<int64_t> rows, kept_targets;
+        size_t i = 0;
+        for (const Example* e : batch)
+            for (size_t j = 0; j < e->target.size(); ++j, ++i)
+                if (e->keep.empty() || e->keep[j]) {
+                    rows.push_back(ref_rows.rows[i]);
+                    kept_targets.push_back(targets[i]);
+                }
+        ref_rows.rows = std::move(rows);
+        targets = std::move(kept_targets);
+    }
     auto pos = torch::arange(T, torch::kLong).unsqueeze(0).expand({B, T}).contiguous();
     auto h = net.forward_hidden_tail(ids, pos, ref_rows.first).reshape({B * ref_rows.kept, -1});  // [B*kept, D]
     auto logits = net.project(h.index_select(0, torch::tensor(ref_rows.rows, torch::kLong)));     // [N, V], compute dtype
@@ -201,6 +241,11 @@ nlohmann::json trajectory_settings(const TrainParams& p, const Model& model, con
                         {"max_grad_norm", p.max_grad_norm},
                         {"n_examples", examples.size()},
                         {"examples_hash", fmt::format("{:016x}", data_hash)}};
+    // Only when on, so the settings of standard runs stay as they were.
+    if (goldfish_enabled(p.goldfish_k)) {
+        s["goldfish_k"] = p.goldfish_k;
+        s["goldfish_h"] = p.goldfish_h;
+    }
     if (p.mode == TrainMode::kLora) {
         s["lora_r"] = p.lora.r;
         s["lora_alpha"] = p.lora.lora_alpha;
@@ -208,6 +253,24 @@ nlohmann::json trajectory_settings(const TrainParams& p, const Model& model, con
         s["lora_use_rslora"] = p.lora.use_rslora;
     }
     return s;
+}
+
+std::string goldfish_label(int64_t k, int64_t h) {
+    return goldfish_enabled(k) ? fmt::format("--goldfish-k {} --goldfish-h {}", k, h) : "Goldfish off";
+}
+
+// Goldfish changes which tokens train: a resume must keep K and H. Checkpoints
+// written before Goldfish existed (or without it) hold no goldfish_k: off.
+void check_resume_goldfish(const std::string& checkpoint, const nlohmann::json& stored, const TrainParams& p) {
+    auto int_of = [&](const char* key, int64_t dflt) {
+        return stored.contains(key) && stored[key].is_number_integer() ? stored[key].get<int64_t>() : dflt;
+    };
+    const int64_t k = int_of("goldfish_k", 0), h = int_of("goldfish_h", 13);
+    const bool on = goldfish_enabled(k), now_on = goldfish_enabled(p.goldfish_k);
+    if (on == now_on && (!on || (k == p.goldfish_k && h == p.goldfish_h))) return;
+    throw InvalidInput(fmt::format("cannot resume from {}: it was trained with {}, this run asks for {}", checkpoint,
+                                   goldfish_label(k, h), goldfish_label(p.goldfish_k, p.goldfish_h)),
+                       "resume with the checkpoint's Goldfish settings, or train into another --out folder");
 }
 
 // Refuses to resume from a checkpoint written with other trajectory settings,
@@ -228,7 +291,7 @@ void check_resume_settings(const std::string& checkpoint, const nlohmann::json& 
 void write_checkpoint(Model& model, const TrainParams& p, const std::string& dir, int64_t step, double epoch,
                       int64_t total_steps, const std::vector<TrainerLogEntry>& log,
                       torch::optim::AdamW& optimizer, const nlohmann::json& settings,
-                      const MasterWeights& masters) {
+                      const MasterWeights& masters, const nlohmann::json& goldfish) {
     const std::string tmp = dir + ".tmp";
     std::error_code ec;
     fs::remove_all(tmp, ec);
@@ -259,6 +322,10 @@ void write_checkpoint(Model& model, const TrainParams& p, const std::string& dir
                             {"mode", p.mode == TrainMode::kLora ? "lora" : "full"},
                             {"base_model", model.path()},
                             {"settings", settings}};
+    // trainer_state.json keeps to transformers' TrainerState keys (it rejects
+    // others), so the run-level Goldfish record lives here; its log_history
+    // entries carry goldfish_drop_fraction per step.
+    if (!goldfish.is_null()) state["goldfish"] = goldfish;
     write_text_file_atomic(tmp + "/memskew-train.json", state.dump(2));
     fs::remove_all(dir, ec);
     fs::rename(tmp, dir, ec);
@@ -293,6 +360,8 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
         throw InvalidInput("epochs, batch size and gradient accumulation must be positive");
     if (!(p.lr > 0)) throw InvalidInput(fmt::format("learning rate must be positive, got {}", p.lr));
     if (p.out_dir.empty()) throw InvalidInput("no output folder for checkpoints", "pass --out DIR");
+    // 0 and 1 are off for the library (the CLI refuses 1: validate_goldfish).
+    if (p.goldfish_k < 0 || goldfish_enabled(p.goldfish_k)) validate_goldfish(p.goldfish_k, p.goldfish_h);
     auto& net = *model_impl(model).net;
     const Tokenizer& tok = model.tokenizer();
     const int64_t ctx = model.config().max_ctx;
@@ -318,8 +387,10 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
                 throw InvalidInput(fmt::format("cannot resume: {} was written by --mode {} training, this run is --mode {}",
                                                checkpoints.back(), state["mode"].get<std::string>(), mode),
                                    "resume with the same --mode, or use another --out folder");
-            if (state.is_object() && state.contains("settings") && state["settings"].is_object())
+            if (state.is_object() && state.contains("settings") && state["settings"].is_object()) {
+                check_resume_goldfish(checkpoints.back(), state["settings"], p);
                 check_resume_settings(checkpoints.back(), state["settings"], settings);
+            }
         }
     }
     if (p.mode == TrainMode::kLora) {
@@ -378,6 +449,18 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
     TrainSummary summary;
     summary.n_samples = static_cast<int64_t>(examples.size());
     summary.encode_counts = encode_counts;
+    const bool goldfish = goldfish_enabled(p.goldfish_k);
+    for (const Example& e : examples) summary.goldfish += e.goldfish;
+    nlohmann::json goldfish_record;
+    if (goldfish)
+        goldfish_record = {{"k", p.goldfish_k},
+                           {"h", p.goldfish_h},
+                           {"hash", kGoldfishHashRule},
+                           {"reference_tokens", summary.goldfish.tokens},
+                           {"eligible_tokens", summary.goldfish.eligible},
+                           {"dropped_tokens", summary.goldfish.dropped},
+                           {"drop_fraction", summary.goldfish.drop_fraction()},
+                           {"drop_fraction_eligible", summary.goldfish.drop_fraction_eligible()}};
     std::vector<size_t> monitor_subset;
     if (p.monitor) {
         const int64_t M = static_cast<int64_t>(examples.size());
@@ -398,18 +481,21 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
         const auto order = epoch_order(examples.size(), p.seed, epoch);
         double epoch_loss = 0.0;
         int64_t epoch_micro = 0;
+        GoldfishCounts epoch_goldfish;  // over the samples this process trains in the epoch
         for (int64_t k = step % steps_per_epoch; k < steps_per_epoch; ++k, ++step) {
             const double lr = lr_at(p, step, total_steps);
             for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
             optimizer.zero_grad();
             // Micro-batches of this step, and their token count for a token-weighted mean.
             std::vector<std::vector<const Example*>> micro;
-            int64_t step_tokens = 0;
+            int64_t step_tokens = 0;  // in the loss (Goldfish: kept tokens)
+            GoldfishCounts step_goldfish;
             for (size_t m = k * p.grad_accum; m < std::min<size_t>((k + 1) * p.grad_accum, n_micro); ++m) {
                 std::vector<const Example*> b;
                 for (size_t i = m * p.batch_size; i < std::min<size_t>((m + 1) * p.batch_size, order.size()); ++i) {
                     b.push_back(&examples[order[i]]);
-                    step_tokens += static_cast<int64_t>(examples[order[i]].target.size());
+                    step_tokens += examples[order[i]].kept();
+                    step_goldfish += examples[order[i]].goldfish;
                     tokens_done += static_cast<int64_t>(examples[order[i]].prompt.size() + examples[order[i]].target.size());
                 }
                 micro.push_back(std::move(b));
@@ -418,12 +504,16 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
             for (size_t m = 0; m < micro.size(); ++m) {
                 torch::manual_seed(p.seed * 1000003ull + static_cast<uint64_t>(step) * 131ull + m);
                 auto [loss_sum, n] = batch_loss(net, micro[m]);
+                if (n == 0) continue;  // Goldfish dropped every token of it (possible with h = 1)
                 (loss_sum / static_cast<double>(step_tokens)).backward();
                 step_loss += loss_sum.item<double>();
                 epoch_loss += loss_sum.item<double>() / n;
                 epoch_micro++;
             }
-            step_loss /= static_cast<double>(step_tokens);
+            epoch_goldfish += step_goldfish;
+            // A step without a token in the loss (Goldfish only) has loss 0
+            // and no gradient; the optimizer still counts the step.
+            if (step_tokens > 0) step_loss /= static_cast<double>(step_tokens);
             if (!std::isfinite(step_loss))
                 throw InvalidInput(fmt::format("training diverged at step {} (loss {})", step + 1, step_loss),
                                    "lower the learning rate");
@@ -443,6 +533,7 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
             // As Hugging Face's Trainer logs it: after the scheduler's step,
             // i.e. the rate the next step will use.
             e.values["learning_rate"] = lr_at(p, done, total_steps);
+            if (goldfish) e.values["goldfish_drop_fraction"] = step_goldfish.drop_fraction();
             log.push_back(e);
             if (progress) {
                 TrainProgress pr;
@@ -460,7 +551,8 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
             if ((p.save_steps > 0 && done % p.save_steps == 0) || epoch_end) {
                 net.eval();
                 const std::string dir = fmt::format("{}/checkpoint-{}", p.out_dir, done);
-                write_checkpoint(model, p, dir, done, e.epoch, total_steps, log, optimizer, settings, masters);
+                write_checkpoint(model, p, dir, done, e.epoch, total_steps, log, optimizer, settings, masters,
+                                 goldfish_record);
                 summary.last_checkpoint = dir;
                 if (epoch_end) {
                     EpochRecord rec;
@@ -468,6 +560,10 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
                     rec.step = done;
                     rec.loss = epoch_micro ? epoch_loss / epoch_micro : 0.0;
                     rec.checkpoint = dir;
+                    if (goldfish) {
+                        rec.goldfish_drop_fraction = epoch_goldfish.drop_fraction();
+                        rec.goldfish_drop_fraction_eligible = epoch_goldfish.drop_fraction_eligible();
+                    }
                     if (p.monitor) {
                         auto n_pre = monitor_n_pre(model, examples, monitor_subset);
                         rec.monitor_max_n_pre = static_cast<int64_t>(*std::max_element(n_pre.begin(), n_pre.end()));

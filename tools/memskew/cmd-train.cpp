@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "memskew/error.h"
+#include "memskew/goldfish.h"
 #include "memskew/tokenizer.h"
 #include "memskew/train.h"
 
@@ -30,7 +31,7 @@ void register_train(CLI::App& app, Action& action) {
         std::string init, out, mode = "lora", targets = "q_proj,k_proj,v_proj,o_proj", schedule = "cosine";
         uint64_t seed = 42;
         int64_t epochs = 3, batch_size = 8, grad_accum = 1, warmup = 0, save_steps = 0, lora_r = 8,
-                monitor_samples = 0, stop_max_npre = 0;
+                monitor_samples = 0, stop_max_npre = 0, goldfish_k = 0, goldfish_h = 13;
         double lr = 2e-4, weight_decay = 0.0, clip = 1.0, lora_alpha = 16, lora_dropout = 0.05;
         bool resume = false, monitor = false, quiet = false, json = false, no_eos = false;
     };
@@ -65,6 +66,10 @@ void register_train(CLI::App& app, Action& action) {
     cmd->add_flag("--monitor", o->monitor, "Probe a fixed subset every epoch and log max/p99 n_pre");
     cmd->add_option("--monitor-samples", o->monitor_samples, "Monitor subset size (default: METHOD M6's for top-10 at 95%)");
     cmd->add_option("--stop-when-max-npre", o->stop_max_npre, "Stop once the monitored max n_pre reaches N");
+    cmd->add_option("--goldfish-k", o->goldfish_k,
+                    "Goldfish loss: leave about 1 in K reference tokens out of the loss, chosen by a hash of the "
+                    "H tokens before each, so repeated text drops the same tokens (K >= 2; 0: off)");
+    cmd->add_option("--goldfish-h", o->goldfish_h, "Goldfish: context tokens hashed per decision (default 13)");
     cmd->add_flag("--quiet,-q", o->quiet, "No progress output");
     cmd->add_flag("--json", o->json, "Print the summary as JSON");
     cmd->callback([&action, o] {
@@ -72,6 +77,7 @@ void register_train(CLI::App& app, Action& action) {
         if (o->model.model.empty() == o->init.empty())
             throw CLI::ValidationError("give exactly one of --model and --init");
         action = [o] {
+            validate_goldfish(o->goldfish_k, o->goldfish_h);  // before loading the model
             std::shared_ptr<Model> model;
             LoadParams lp{parse_dtype(o->model.dtype), o->model.threads};
             if (!o->init.empty()) model = Model::random_llama(parse_init_config(o->init), make_byte_vocab(), o->seed, lp);
@@ -104,6 +110,8 @@ void register_train(CLI::App& app, Action& action) {
             p.monitor = o->monitor || o->stop_max_npre > 0;
             p.monitor_samples = o->monitor_samples;
             p.stop_when_max_npre = o->stop_max_npre;
+            p.goldfish_k = o->goldfish_k;
+            p.goldfish_h = o->goldfish_h;
             const bool tty = isatty(STDERR_FILENO);
             const TrainSummary s = train_model(*model, p, [&](const TrainProgress& pr) {
                 if (o->quiet || o->json) return;
@@ -118,17 +126,35 @@ void register_train(CLI::App& app, Action& action) {
                     nlohmann::json j = {{"epoch", e.epoch}, {"step", e.step}, {"loss", e.loss}, {"checkpoint", e.checkpoint}};
                     if (e.monitor_max_n_pre) j["monitor_max_n_pre"] = *e.monitor_max_n_pre;
                     if (e.monitor_p99_n_pre) j["monitor_p99_n_pre"] = *e.monitor_p99_n_pre;
+                    if (e.goldfish_drop_fraction) {
+                        j["goldfish_drop_fraction"] = *e.goldfish_drop_fraction;
+                        j["goldfish_drop_fraction_eligible"] = *e.goldfish_drop_fraction_eligible;
+                    }
                     epochs.push_back(j);
                 }
-                print_json({{"samples", s.n_samples}, {"steps", s.steps}, {"tokens", s.tokens}, {"seconds", s.seconds},
-                            {"stopped_by_monitor", s.stopped_by_monitor}, {"monitor_samples", s.monitor_samples},
-                            {"epochs", epochs}, {"last_checkpoint", s.last_checkpoint}});
+                nlohmann::json out = {{"samples", s.n_samples}, {"steps", s.steps}, {"tokens", s.tokens},
+                                      {"seconds", s.seconds}, {"stopped_by_monitor", s.stopped_by_monitor},
+                                      {"monitor_samples", s.monitor_samples}, {"epochs", epochs},
+                                      {"last_checkpoint", s.last_checkpoint}};
+                if (goldfish_enabled(o->goldfish_k))
+                    out["goldfish"] = {{"k", o->goldfish_k},
+                                       {"h", o->goldfish_h},
+                                       {"hash", kGoldfishHashRule},
+                                       {"drop_fraction", s.goldfish.drop_fraction()},
+                                       {"drop_fraction_eligible", s.goldfish.drop_fraction_eligible()}};
+                print_json(out);
                 return;
             }
             fmt::print("trained on {} samples: {} steps, {:.0f} tokens/s, {:.1f} s\n", s.n_samples, s.steps,
                        s.seconds > 0 ? s.tokens / s.seconds : 0.0, s.seconds);
+            if (goldfish_enabled(o->goldfish_k))
+                fmt::print("goldfish: k {} h {}: {} of {} reference tokens left out of the loss ({:.4f}; {:.4f} of the "
+                           "{} eligible)\n",
+                           o->goldfish_k, o->goldfish_h, s.goldfish.dropped, s.goldfish.tokens,
+                           s.goldfish.drop_fraction(), s.goldfish.drop_fraction_eligible(), s.goldfish.eligible);
             for (const auto& e : s.epochs) {
                 fmt::print("  epoch {:>3}  step {:>6}  loss {:.4f}", e.epoch, e.step, e.loss);
+                if (e.goldfish_drop_fraction) fmt::print("  goldfish drop {:.4f}", *e.goldfish_drop_fraction);
                 if (e.monitor_max_n_pre) fmt::print("  monitor: max n_pre {}  p99 {:.1f}", *e.monitor_max_n_pre, *e.monitor_p99_n_pre);
                 fmt::print("  -> {}\n", e.checkpoint);
             }
