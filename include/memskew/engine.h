@@ -18,6 +18,8 @@
 
 namespace memskew {
 
+class NgramGuard;  // memskew/ngram-guard.h
+
 struct ScoreRequest {
     std::vector<int32_t> prompt;     // at least one token (e.g. BOS)
     std::vector<int32_t> reference;  // at least one token
@@ -49,7 +51,8 @@ struct ScoreParams {
     bool embeddings = false;
 };
 
-enum class StopReason { kEos, kLength, kMismatch, kContext };
+// kGuard: every token of the vocabulary would complete a training n-gram (GenerateParams::guard).
+enum class StopReason { kEos, kLength, kMismatch, kContext, kGuard };
 const char* stop_reason_name(StopReason r);
 
 struct GenerateRequest {
@@ -61,10 +64,20 @@ struct GenerateRequest {
 struct GenerateParams {
     bool stop_at_eos = true;
     bool stop_on_mismatch = false;  // stop at the first token that differs from the reference
+    // MemFree decoding (memskew/ngram-guard.h): at each step, a token that
+    // would complete one of the guard's n-grams after the last n-1 tokens of
+    // prompt ‖ generated is never emitted; the highest-logit token it does not
+    // block is (lowest id on a tie, as argmax). Not owned; must outlive the
+    // call. Its tokenizer fingerprint must be the model's (else InvalidInput).
+    const NgramGuard* guard = nullptr;
 };
 
 struct GenerateResult {
     std::vector<int32_t> tokens;  // generated tokens (the mismatching token included)
+    // log softmax(z)[token] of each emitted token under the model at its step
+    // (T = 1), the guarded choice included: the guard's cost in likelihood.
+    std::vector<float> logprobs;
+    int32_t n_blocked = 0;  // steps where the guard replaced the argmax
     StopReason reason = StopReason::kLength;
     int32_t n_pre(const std::vector<int32_t>& reference) const;
 };
@@ -87,6 +100,7 @@ public:
 
 private:
     std::shared_ptr<const Model> model_;
+    std::string tokenizer_fingerprint_;  // of the model's tokenizer, once a guard asks
 };
 
 // Groups samples into batches of similar length under a token budget

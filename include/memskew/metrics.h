@@ -123,6 +123,21 @@ RougeScore rouge_l(const std::vector<int32_t>& reference, const std::vector<int3
 // Length of the longest common subsequence. O(|a| |b|) time, O(min) memory.
 std::size_t lcs_length(const std::vector<int32_t>& a, const std::vector<int32_t>& b);
 
+// Length of the longest common substring (contiguous run of tokens) of a and b;
+// 0 if either is empty. O(|a| |b|) time, O(min) memory.
+std::size_t longest_common_substring(const std::vector<int32_t>& a, const std::vector<int32_t>& b);
+
+// Approximate memorization (Ippolito et al. 2022): the output is within a
+// normalised edit distance of the reference window,
+//   levenshtein_distance(reference_window, output) / max(|reference_window|, |output|)
+//     <= max_normalized_distance,
+// i.e. levenshtein_similarity() >= 1 - max_normalized_distance. Normalising by
+// the longer sequence keeps the distance in [0, 1] (and symmetric); 0.1 lets
+// one token in ten differ. Two empty sequences are at distance 0 (true).
+// max_normalized_distance must be in [0, 1].
+bool approximately_memorized(const std::vector<int32_t>& reference_window, const std::vector<int32_t>& output,
+                             double max_normalized_distance = 0.1);
+
 // Levenshtein distance (unit-cost insert, delete, substitute).
 std::size_t levenshtein_distance(const std::vector<int32_t>& a, const std::vector<int32_t>& b);
 // 1 - d / max(|a|, |b|); 1 when both are empty.

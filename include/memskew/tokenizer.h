@@ -85,6 +85,14 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path);
 // folder holding tokenizer.json.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
 
+// A fingerprint of the id <-> token mapping: "xxh3:<16 hex digits>" of the
+// model kind, every token's bytes in id order and the BOS/EOS/UNK/PAD ids.
+// Anything that stores token ids (an n-gram guard, memskew/ngram-guard.h)
+// keeps it, so ids are never read with a tokenizer that means other tokens.
+// Scores and merges are left out: they change how text is split, not what an
+// id stands for.
+std::string tokenizer_fingerprint(const Tokenizer& tok);
+
 // Builds a plain byte-level vocabulary: 256 byte tokens (GPT-2 byte-to-unicode
 // pieces, no merges) plus <s> and </s>. Used by tiny built-in models.
 Vocab make_byte_vocab();

@@ -19,8 +19,10 @@
 #include <numeric>
 
 #include "memskew/error.h"
+#include "memskew/ngram-guard.h"
 #include "memskew/tokenizer.h"
 #include "model/model-impl.h"
+#include "util/bf16.h"
 #include "util/row-kernels.h"
 
 namespace memskew {
@@ -31,6 +33,7 @@ const char* stop_reason_name(StopReason r) {
         case StopReason::kLength: return "length";
         case StopReason::kMismatch: return "mismatch";
         case StopReason::kContext: return "context";
+        case StopReason::kGuard: return "guard";
     }
     return "?";
 }
@@ -115,12 +118,6 @@ void sampling_rows(const torch::Tensor& logits, const int64_t* targets, int64_t 
     });
 }
 
-template <typename T>
-std::vector<T> to_vector(const torch::Tensor& t) {
-    auto c = t.contiguous();
-    return std::vector<T>(c.data_ptr<T>(), c.data_ptr<T>() + c.numel());
-}
-
 // The per-token statistics of METHOD M3 for every row of logits [n, V] (fp32
 // or bf16, contiguous) against its target, written at [offset, offset + n):
 // argmax, log p(target), rank (1 + entries above the target's logit),
@@ -152,6 +149,58 @@ void row_stats(const torch::Tensor& logits, const int64_t* targets, int64_t offs
             entropy[k] = static_cast<float>(log_s - mean_d);
             top1[k] = static_cast<float>(1.0 / sums.s);
             var[k] = static_cast<float>(std::max(0.0, sums.b / sums.s - mean_d * mean_d));
+        }
+    });
+}
+
+// One generation step's choice for one row.
+struct Pick {
+    int32_t token = -1;     // -1: the guard blocks every token of the vocabulary
+    float logprob = 0.0f;   // log softmax(z)[token]
+    bool replaced = false;  // the argmax was blocked
+};
+
+// The greedy choice for every row of logits [B, V] (fp32 or bf16, contiguous):
+// the argmax (the first index holding the maximum, as torch::argmax, so
+// unguarded output is what it was), or, when the row's blocked list (sorted;
+// `blocked` empty: no guard) holds the argmax, the highest logit not on it.
+// The log-softmax of the choice comes from the same pass over the row, as
+// row_stats computes it for score().
+void pick_tokens(const torch::Tensor& logits, const std::vector<BlockedTokens>& blocked, std::vector<Pick>& out) {
+    const int64_t B = logits.size(0), V = logits.size(1);
+    const bool bf16 = logits.scalar_type() == torch::kBFloat16;
+    TORCH_CHECK(bf16 || logits.scalar_type() == torch::kFloat, "pick_tokens: logits must be fp32 or bf16");
+    const float* z32 = bf16 ? nullptr : logits.data_ptr<float>();
+    const uint16_t* z16 = bf16 ? reinterpret_cast<const uint16_t*>(logits.data_ptr<at::BFloat16>()) : nullptr;
+    out.assign(static_cast<size_t>(B), Pick{});
+    // A few short rows (a small model's decode step) run inline: a parallel
+    // region would cost more than they do.
+    const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, V));
+    at::parallel_for(0, B, grain, [&](int64_t begin, int64_t end) {
+        std::vector<float> d(V), e(V);
+        for (int64_t r = begin; r < end; ++r) {
+            const rows::RowSoftmax row = bf16 ? rows::softmax_row_bf16(z16 + r * V, V, 0, d.data(), e.data())
+                                              : rows::softmax_row_f32(z32 + r * V, V, 0, d.data(), e.data());
+            Pick& p = out[static_cast<size_t>(r)];
+            int64_t tok = row.max.argmax;
+            if (!blocked.empty() && blocked[static_cast<size_t>(r)].contains(static_cast<int32_t>(tok))) {
+                p.replaced = true;
+                // d = z - max; walk the row and the sorted list together.
+                const BlockedTokens& bl = blocked[static_cast<size_t>(r)];
+                size_t j = 0;
+                int64_t best = -1;
+                for (int64_t i = 0; i < V; ++i) {
+                    while (j < bl.size() && bl[j] < i) ++j;
+                    if (j < bl.size() && bl[j] == i) continue;
+                    if (best < 0 || d[i] > d[best]) best = i;
+                }
+                tok = best;
+            }
+            if (tok < 0) continue;
+            const float z = bf16 ? bf16_to_float(z16[r * V + tok]) : z32[r * V + tok];
+            p.token = static_cast<int32_t>(tok);
+            p.logprob = static_cast<float>(static_cast<double>(z) - static_cast<double>(row.max.max) -
+                                           std::log(row.sums.s));
         }
     });
 }
@@ -304,6 +353,20 @@ std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>&
     auto& net = *model_impl(*model_).net;
     const ModelConfig& cfg = model_->config();
     const int32_t eos = model_->tokenizer().eos();
+    const NgramGuard* ngram_guard = params.guard;
+    if (ngram_guard) {
+        // Ids only mean the same tokens under the same tokenizer.
+        if (tokenizer_fingerprint_.empty()) tokenizer_fingerprint_ = tokenizer_fingerprint(model_->tokenizer());
+        if (ngram_guard->tokenizer_fingerprint() != tokenizer_fingerprint_) {
+            throw InvalidInput(
+                fmt::format("the n-gram guard was built with tokenizer {} but the model's tokenizer is {}",
+                            ngram_guard->tokenizer_fingerprint().empty() ? std::string("(none recorded)")
+                                                                         : ngram_guard->tokenizer_fingerprint(),
+                            tokenizer_fingerprint_),
+                "build the guard with the model's own tokenizer (NgramGuardParams::tokenizer_fingerprint = "
+                "tokenizer_fingerprint(model.tokenizer()))");
+        }
+    }
     int64_t capacity = 1;
     std::vector<int64_t> limit(batch.size());  // max new tokens per sequence
     for (size_t b = 0; b < batch.size(); ++b) {
@@ -341,15 +404,34 @@ std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>&
         last_rows.push_back(static_cast<int64_t>(i) * T0 + static_cast<int64_t>(prompts[i].size()) - 1);
         cur_pos.push_back(static_cast<int64_t>(prompts[i].size()));
     }
-    auto next = net.project(h.index_select(0, torch::tensor(last_rows, torch::kLong))).argmax(-1);  // [B]
+    auto logits = net.project(h.index_select(0, torch::tensor(last_rows, torch::kLong))).contiguous();  // [B, V]
+    // The guard's context per sample: prompt ‖ generated so far.
+    std::vector<std::vector<int32_t>> history;
+    if (ngram_guard)
+        for (size_t b = 0; b < batch.size(); ++b) history.push_back(batch[b].prompt);
+    std::vector<BlockedTokens> blocked;
+    std::vector<Pick> picks;
     while (!active.empty()) {
-        const auto next_v = to_vector<int64_t>(next);
+        blocked.clear();
+        if (ngram_guard)
+            for (size_t b : active) blocked.push_back(ngram_guard->blocked_after(history[b]));
+        pick_tokens(logits, blocked, picks);
         std::vector<int64_t> keep;  // rows (in the current batch) that continue
+        std::vector<int64_t> next_v(active.size());
         for (size_t i = 0; i < active.size(); ++i) {
             const size_t b = active[i];
             auto& res = results[b];
-            const auto tok = static_cast<int32_t>(next_v[i]);
+            const Pick& pick = picks[i];
+            if (pick.replaced) ++res.n_blocked;
+            if (pick.token < 0) {
+                res.reason = StopReason::kGuard;
+                continue;
+            }
+            const int32_t tok = pick.token;
+            next_v[i] = tok;
             res.tokens.push_back(tok);
+            res.logprobs.push_back(pick.logprob);
+            if (ngram_guard) history[b].push_back(tok);
             const size_t n = res.tokens.size();
             bool stop = false;
             if (params.stop_on_mismatch && tok != batch[b].reference[n - 1]) {
@@ -383,7 +465,7 @@ std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>&
         auto ids = torch::tensor(feed, torch::kLong).view({B, 1});
         auto pos = torch::tensor(cur_pos, torch::kLong).view({B, 1});
         auto hs = net.forward_hidden(ids, pos, &cache).view({B, cfg.dim});
-        next = net.project(hs).argmax(-1);
+        logits = net.project(hs).contiguous();  // [B, V]
         for (auto& p : cur_pos) ++p;
     }
     return results;

@@ -106,6 +106,37 @@ std::size_t lcs_length(const std::vector<int32_t>& a, const std::vector<int32_t>
     return prev[s.size()];
 }
 
+std::size_t longest_common_substring(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
+    // run[j]: length of the common run ending at l[i-1] and s[j-1]; walking j
+    // downwards lets one row hold both the previous and the current i.
+    const auto& s = a.size() < b.size() ? a : b;
+    const auto& l = a.size() < b.size() ? b : a;
+    std::vector<std::size_t> run(s.size() + 1, 0);
+    std::size_t best = 0;
+    for (std::size_t i = 1; i <= l.size(); ++i) {
+        for (std::size_t j = s.size(); j >= 1; --j) {
+            run[j] = l[i - 1] == s[j - 1] ? run[j - 1] + 1 : 0;
+            best = std::max(best, run[j]);
+        }
+    }
+    return best;
+}
+
+bool approximately_memorized(const std::vector<int32_t>& reference_window, const std::vector<int32_t>& output,
+                             double max_normalized_distance) {
+    if (!(max_normalized_distance >= 0.0 && max_normalized_distance <= 1.0)) {
+        throw InvalidInput(fmt::format("approximate memorization threshold must be in [0, 1], got {}",
+                                       max_normalized_distance),
+                           "it is a normalised edit distance; Ippolito et al. 2022 use 0.1");
+    }
+    const std::size_t longest = std::max(reference_window.size(), output.size());
+    if (longest == 0) return true;
+    // d <= t * longest with a relative slack of 1e-12: a distance right at the
+    // threshold (1 in 10 at 0.1) must not be lost to the rounding of 0.1.
+    const double d = static_cast<double>(levenshtein(reference_window, output));
+    return d <= max_normalized_distance * static_cast<double>(longest) * (1.0 + 1e-12);
+}
+
 RougeScore rouge_l(const std::vector<int32_t>& reference, const std::vector<int32_t>& generated) {
     RougeScore out;
     if (reference.empty() || generated.empty()) return out;

@@ -1,8 +1,10 @@
 // Vocabulary plumbing shared by the tokenizers: validation, lookup maps, the
 // built-in byte vocabulary and the factory.
 #include <cmath>
+#include <new>
 
 #include <fmt/format.h>
+#include <xxhash.h>
 
 #include "memskew/error.h"
 #include "memskew/tokenizer.h"
@@ -98,6 +100,29 @@ Vocab make_byte_vocab() {
     v.add_eos = false;
     v.add_space_prefix = false;
     return v;
+}
+
+std::string tokenizer_fingerprint(const Tokenizer& tok) {
+    const Vocab& v = tok.vocab();
+    XXH3_state_t* state = XXH3_createState();
+    if (state == nullptr) throw std::bad_alloc();
+    XXH3_64bits_reset(state);
+    auto add = [&](const void* p, size_t n) { XXH3_64bits_update(state, p, n); };
+    // Length-prefixed pieces: "ab" + "c" and "a" + "bc" must differ.
+    auto add_string = [&](const std::string& s) {
+        const uint64_t n = s.size();
+        add(&n, sizeof n);
+        add(s.data(), s.size());
+    };
+    add_string(v.model);
+    const uint64_t n_tokens = v.tokens.size();
+    add(&n_tokens, sizeof n_tokens);
+    for (const std::string& t : v.tokens) add_string(t);
+    const int32_t special[4] = {v.bos, v.eos, v.unk, v.pad};
+    add(special, sizeof special);
+    const uint64_t h = XXH3_64bits_digest(state);
+    XXH3_freeState(state);
+    return fmt::format("xxh3:{:016x}", h);
 }
 
 }  // namespace memskew

@@ -1,5 +1,6 @@
 // METHOD M8 on generated output vs reference: exact match, ROUGE-1/2/L,
-// Levenshtein (tokens, code points, bytes), Pythia score, k-extractable.
+// Levenshtein (tokens, code points, bytes), longest common substring,
+// approximate memorization, Pythia score, k-extractable.
 #include <gtest/gtest.h>
 
 #include <vector>
@@ -146,6 +147,57 @@ TEST(Levenshtein, Tokens) {
     EXPECT_EQ(levenshtein_distance(kRefCat, kGenCat), 1u);
     EXPECT_DOUBLE_EQ(levenshtein_similarity(kRefCat, kGenCat), 1.0 - 1.0 / 6.0);
     EXPECT_DOUBLE_EQ(levenshtein_similarity({}, {}), 1.0);
+}
+
+TEST(LongestCommonSubstring, ContiguousRunsOnly) {
+    // "the cat sat on the mat" vs "the cat on the mat": runs "the cat" (2) and
+    // "on the mat" (3); the subsequence (LCS = 5) is not a substring.
+    EXPECT_EQ(longest_common_substring(kRefCat, kGenCat), 3u);
+    EXPECT_EQ(longest_common_substring(kGenCat, kRefCat), 3u);  // symmetric
+    // 1 2 3 vs 3 2 1: no run longer than one token.
+    EXPECT_EQ(longest_common_substring({1, 2, 3}, {3, 2, 1}), 1u);
+    // Containment: the whole shorter sequence.
+    EXPECT_EQ(longest_common_substring({9, 9, 4, 5, 6, 9}, {4, 5, 6}), 3u);
+    // One substitution (3 -> 8) splits the common run into 1 2 and 4 5 6 7.
+    EXPECT_EQ(longest_common_substring({1, 2, 3, 4, 5, 6, 7}, {1, 2, 8, 4, 5, 6, 7}), 4u);
+    // Repeated tokens: 1 1 1 vs 1 1 gives 2, not 3.
+    EXPECT_EQ(longest_common_substring({1, 1, 1}, {1, 1}), 2u);
+    EXPECT_EQ(longest_common_substring({}, {1, 2}), 0u);
+    EXPECT_EQ(longest_common_substring({1, 2}, {3, 4}), 0u);
+}
+
+TEST(ApproximatelyMemorized, NormalisedEditDistance) {
+    const std::vector<int32_t> ten = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    // One substitution in ten tokens: 1 / 10 = 0.1 <= 0.1 (the boundary counts).
+    std::vector<int32_t> one_sub = ten;
+    one_sub[4] = 99;
+    EXPECT_TRUE(approximately_memorized(ten, one_sub));
+    // Two substitutions: 2 / 10 = 0.2 > 0.1, but <= 0.2.
+    std::vector<int32_t> two_sub = one_sub;
+    two_sub[7] = 99;
+    EXPECT_FALSE(approximately_memorized(ten, two_sub));
+    EXPECT_TRUE(approximately_memorized(ten, two_sub, 0.2));
+    // The longer sequence normalises: ten tokens vs the first nine is 1 deletion
+    // over max(10, 9) = 10 -> 0.1; vs the first eight, 2 / 10.
+    EXPECT_TRUE(approximately_memorized(ten, {1, 2, 3, 4, 5, 6, 7, 8, 9}));
+    EXPECT_FALSE(approximately_memorized(ten, {1, 2, 3, 4, 5, 6, 7, 8}));
+    // Same in the other direction (output longer than the window): 1 insertion
+    // over 11 = 0.0909 <= 0.1.
+    std::vector<int32_t> longer = ten;
+    longer.push_back(11);
+    EXPECT_TRUE(approximately_memorized(ten, longer));
+    // Exact reproduction at threshold 0; any change is not.
+    EXPECT_TRUE(approximately_memorized(ten, ten, 0.0));
+    EXPECT_FALSE(approximately_memorized(ten, one_sub, 0.0));
+    // "the cat sat on the mat" vs "the cat on the mat": 1 / 6 = 0.167.
+    EXPECT_FALSE(approximately_memorized(kRefCat, kGenCat));
+    EXPECT_TRUE(approximately_memorized(kRefCat, kGenCat, 1.0 / 6.0));
+    // Empty against empty is identical; empty against anything is distance 1.
+    EXPECT_TRUE(approximately_memorized({}, {}));
+    EXPECT_FALSE(approximately_memorized({}, {1}));
+    EXPECT_TRUE(approximately_memorized({}, {1}, 1.0));
+    EXPECT_THROW(approximately_memorized(ten, ten, -0.1), InvalidInput);
+    EXPECT_THROW(approximately_memorized(ten, ten, 1.5), InvalidInput);
 }
 
 TEST(PythiaScore, FractionOfFirstLPositions) {
