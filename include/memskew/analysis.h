@@ -305,6 +305,32 @@ struct TrendSection {
     std::vector<PairedComparison> comparisons;   // all pairs if <= 10 runs
 };
 
+// ---- M12: mitigation applied to the run -------------------------------------------
+
+// The greedy outputs of a run, unguarded or guarded.
+struct OutputSummary {
+    int64_t n = 0;                    // samples with this output
+    double mean_n_pre = NAN, p99_n_pre = NAN, max_n_pre = NAN;  // n_pre of the output
+    int64_t n_exact = 0;
+    double approx_share = NAN;        // within 10% normalised edit distance of the reference
+    double mean_lcs = NAN;            // longest common substring with the reference (tokens)
+    double mean_rouge_l = NAN;
+    double mean_logprob = NAN;        // the model's mean log-probability of the emitted tokens
+};
+
+struct MitigationSection {
+    // What was applied, in words with parameters: "decoding guard n = 10",
+    // "Goldfish loss k = 4, h = 13" (from the run's options). Empty: nothing.
+    std::vector<std::string> applied;
+    std::string skipped;              // no generation in the run: why the rest is empty
+    OutputSummary greedy;             // unguarded greedy outputs
+    std::optional<OutputSummary> guarded;
+    int64_t blocked_steps = 0;        // over all samples
+    // Paired Wilcoxon signed-rank test of the guarded outputs' n_pre against
+    // the unguarded ones' (b = guarded), on the samples with both.
+    std::optional<PairedComparison> guard_test;
+};
+
 // ---- result -------------------------------------------------------------------
 
 struct AnalysisResult {
@@ -323,6 +349,7 @@ struct AnalysisResult {
     CorrelationSection correlations;     // M8
     PredictorSection predictors;         // M9
     SimilaritySection similarity;        // M10 and the data side of M12 (risk triage)
+    MitigationSection mitigation;        // M12: what was applied, guarded vs unguarded outputs
     TrendSection trends;                 // M11
     std::vector<std::string> warnings;
     std::map<std::string, double> seconds;  // wall time per section ("load", "m5", ...)

@@ -231,6 +231,10 @@ struct TokenArrays {
 struct GeneratedOutput {
     std::vector<int32_t> tokens;      // at most L tokens (METHOD M2)
     std::optional<std::string> text;  // decoded; needed for character-level distance
+    // The model's log-probability of each emitted token (GenerateResult::logprobs);
+    // empty: GenerationMetrics::mean_logprob is NaN.
+    std::vector<float> logprobs;
+    int64_t n_blocked = 0;            // steps where a decoding guard replaced the argmax
 };
 
 struct SampleInputs {
@@ -238,6 +242,9 @@ struct SampleInputs {
     std::vector<int32_t> reference_tokens;         // r_1..r_L; required with generation
     std::optional<std::string> reference_text;     // for zlib ratio and char-level distance
     std::optional<GeneratedOutput> generated;      // absent: generation-based metrics absent
+    // The output of guarded decoding (M12, memskew/ngram-guard.h): the same
+    // metrics are computed on it.
+    std::optional<GeneratedOutput> guarded;
 };
 
 struct SampleMetricsParams {
@@ -260,7 +267,20 @@ struct GenerationMetrics {
     std::optional<double> levenshtein_similarity_chars;
     double pythia_score = 0.0;
     std::optional<bool> k_extractable;  // absent when L < k
+    // M12: longest common substring with the reference (tokens), approximate
+    // memorization (approximately_memorized(), 10%), the mean log-probability
+    // of the emitted tokens (NaN without them) and the guard's blocked steps.
+    std::size_t longest_common_substring = 0;
+    bool approximately_memorized = false;
+    double mean_logprob = 0.0;
+    int64_t n_blocked = 0;
 };
+
+// The metrics of one generated output against its reference (what
+// compute_sample_metrics does for SampleInputs::generated and ::guarded).
+GenerationMetrics compute_generation_metrics(const std::vector<int32_t>& reference, const GeneratedOutput& output,
+                                             const std::optional<std::string>& reference_text,
+                                             const SampleMetricsParams& params);
 
 struct SampleMetrics {
     // M2/M3
@@ -282,6 +302,8 @@ struct SampleMetrics {
     double mean_entropy = 0.0;     // NaN without entropies
     // M8 on the generated output
     std::optional<GenerationMetrics> generation;
+    // The same on the guarded output (M12)
+    std::optional<GenerationMetrics> guarded;
 };
 
 // Computes every metric the inputs allow; fields whose inputs are missing are

@@ -54,6 +54,14 @@ struct ProbeParams {
     // 4 d bytes per sample and run); they are dropped otherwise.
     bool keep_embeddings = false;
     SimilarityParams similarity;  // k nearest neighbours, exact/approximate, near-duplicate parameters
+    // Decoding guard (METHOD M12; needs generate): every sample is generated
+    // a second time with greedy decoding that never completes an n-gram of
+    // guard_data's references (read with guard_dataset, encoded as training
+    // encodes them), and the guarded output's metrics are stored next to the
+    // unguarded ones. Empty: no guard.
+    std::string guard_data;
+    DatasetParams guard_dataset;
+    int64_t guard_n = 10;
 };
 
 // One run of a probe: a model, optionally with a PEFT adapter, and what is
@@ -65,6 +73,10 @@ struct ProbeTarget {
     std::optional<double> checkpoint_epoch;  // as trainer_state.json has it (stored rounded)
     std::optional<double> train_loss;        // the latest logged training loss at that step
     std::string label;                       // for progress lines: "checkpoint-500", the folder name
+    // What the checkpoint's training applied against memorization, from its
+    // memskew-train.json: {"goldfish_k": K, "goldfish_h": H}; null when nothing.
+    // Stored in the run's options as "training", so reports can say so.
+    nlohmann::json training;
 };
 
 // How the probe turns samples into ids (the one sample encoder's settings):
@@ -125,11 +137,20 @@ struct ProbeSummary {
     // --generate: agreement of generated and teacher-forced n_pre (METHOD M3).
     int64_t n_generated = 0;
     std::vector<Disagreement> disagreements;
+    bool guarded = false;          // generated with the decoding guard too
     // The run's similarity figures, computed when its last sample is stored;
     // absent for one shard of a run (`memskew merge` computes them) and when
     // similarity_note says why.
     std::optional<RunSimilarity> similarity;
     std::string similarity_note;
+    // With the decoding guard (over the samples probed now): the guarded
+    // outputs' max n_pre and verbatim count, the steps it blocked, and the
+    // approximately memorized outputs with and without it.
+    int64_t guard_max_n_pre = 0;
+    int64_t guard_n_exact = 0;
+    int64_t guard_blocked_steps = 0;
+    int64_t guard_n_approx = 0;
+    int64_t n_approx = 0;
 };
 
 // Probes every target of expand_probe_targets() (or model_path alone), one

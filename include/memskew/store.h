@@ -140,6 +140,22 @@ struct MetricsRow {
     std::optional<double> lev_sim_chars;
     std::optional<double> pythia_score;
     std::optional<bool> k_extractable;
+    // M12 on the generated output: longest common substring with the
+    // reference (tokens), approximate memorization (normalised edit distance
+    // <= 0.1) and the model's mean log-probability of the emitted tokens.
+    std::optional<int64_t> gen_lcs;
+    std::optional<bool> gen_approx;
+    std::optional<double> gen_mean_logprob;
+    // M12 decoding guard (probe --generate --guard): the guarded output's
+    // metrics, the steps where the guard blocked the argmax, and the cost.
+    std::optional<int64_t> guard_n_pre;
+    std::optional<bool> guard_exact;
+    std::optional<double> guard_rouge_l;
+    std::optional<double> guard_lev_sim_tokens;
+    std::optional<int64_t> guard_lcs;
+    std::optional<bool> guard_approx;
+    std::optional<int64_t> guard_blocked;
+    std::optional<double> guard_mean_logprob;
     // Metrics without a column (JSON object); null = NULL.
     nlohmann::json extra;
 

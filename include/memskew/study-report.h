@@ -28,10 +28,30 @@ struct StudyPoint {
     int64_t n_samples = 0;
     double mean_n_pre = NAN, p99_n_pre = NAN, max_n_pre = NAN;
     int64_t n_exact = 0;
+    // With generation: the share of outputs within 10% normalised edit
+    // distance of the reference (approximate memorization, M12).
+    double approx_share = NAN;
+    // [study] held_out: mean teacher-forced loss on the held-out samples.
+    double held_out_loss = NAN;
+    // An arm probed with the decoding guard: the guarded outputs' figures
+    // (n_pre of the output), the mean blocked steps per sample, and the cost:
+    // mean log-probability of the emitted tokens, unguarded minus guarded.
+    bool guarded = false;
+    double guard_mean_n_pre = NAN, guard_p99_n_pre = NAN, guard_max_n_pre = NAN;
+    int64_t guard_n_exact = 0;
+    double guard_approx_share = NAN;
+    double guard_blocked = NAN;
+    double guard_logprob_cost = NAN;
+    // Unguarded generation's figures beside them (n_pre of the generated output).
+    double gen_mean_n_pre = NAN, gen_max_n_pre = NAN;
+    int64_t gen_n_exact = 0;
 };
 
 struct StudyArmResult {
     std::string name;
+    // What the arm applies against memorization (METHOD M12), e.g.
+    // "Goldfish loss k = 4, h = 13" or "decoding guard n = 10"; empty: none.
+    std::string mitigation;
     std::vector<StudySource> sources;
     uint64_t seed = 0;            // the arm's training seed (arms of one dataset and seed form a size series)
     int64_t n_train_samples = 0;

@@ -60,6 +60,9 @@ struct StudyArm {
     std::string name;                  // [A-Za-z0-9._-]+, unique
     std::vector<StudySource> sources;  // the first source is the arm's "base" dataset
     TrainParams train;                 // data_path / out_dir / data are set by the study
+    // Probe every checkpoint with the decoding guard too (n-gram length; 0:
+    // no guard), built from the arm's training set as it was trained.
+    int64_t guard_n = 0;
 };
 
 // A composition test: n_pre of the samples arms a and b share, paired, at
@@ -76,6 +79,10 @@ struct StudyConfig {
     std::string init;                  // [model] init "dim=..,layers=..,..." (byte tokenizer, full training)
     LoadParams load;
     uint64_t data_seed = 0;            // the shuffle of every dataset
+    // [study] held_out: the last N samples of each arm's first dataset (in the
+    // shuffled order, so no arm of the study trains on them), probed at every
+    // checkpoint for the held-out loss. 0: none.
+    int64_t held_out = 0;
     std::vector<StudyDataset> datasets;
     std::vector<StudyArm> arms;
     std::vector<StudyComparison> comparisons;  // explicit [[compare]], else derived (see docs/study.md)

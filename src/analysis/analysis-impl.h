@@ -44,4 +44,7 @@ SimilaritySection compute_similarity_section(const std::vector<RunInput>& runs, 
                                              const NPreView& view, const PredictorSection& predictors,
                                              const AnalyzeParams& params);
 
+// M12 on the selected run (src/analysis/mitigation.cpp).
+MitigationSection compute_mitigation(const RunInput& run);
+
 }  // namespace memskew::analysis_detail

@@ -267,6 +267,36 @@ json similarity_json(const SimilaritySection& s) {
             {"triage", triage_json(s.triage)}};
 }
 
+json output_json(const OutputSummary& o) {
+    return {{"n", o.n},
+            {"mean_n_pre", num(o.mean_n_pre)},
+            {"p99_n_pre", num(o.p99_n_pre)},
+            {"max_n_pre", num(o.max_n_pre)},
+            {"n_exact", o.n_exact},
+            {"approx_share", num(o.approx_share)},
+            {"mean_lcs", num(o.mean_lcs)},
+            {"mean_rouge_l", num(o.mean_rouge_l)},
+            {"mean_logprob", num(o.mean_logprob)}};
+}
+
+json mitigation_json(const MitigationSection& m) {
+    json test = nullptr;
+    if (m.guard_test && m.guard_test->wilcoxon) {
+        const auto& w = *m.guard_test->wilcoxon;
+        test = {{"n_shared", m.guard_test->n_shared}, {"mean_difference", num(m.guard_test->mean_difference)},
+                {"statistic", num(w.statistic)},      {"p_value", num(w.p_value)},
+                {"z", num(w.z)},                      {"effect_size_r", num(w.effect_size_r)}};
+    } else if (m.guard_test) {
+        test = {{"n_shared", m.guard_test->n_shared}, {"skipped", reason(m.guard_test->skipped)}};
+    }
+    return {{"applied", m.applied},
+            {"skipped", reason(m.skipped)},
+            {"greedy", m.skipped.empty() ? output_json(m.greedy) : json(nullptr)},
+            {"guarded", m.guarded ? output_json(*m.guarded) : json(nullptr)},
+            {"blocked_steps", m.blocked_steps},
+            {"guard_test", test}};
+}
+
 json trends_json(const TrendSection& t) {
     json cps = json::array();
     for (const auto& c : t.checkpoints)
@@ -354,6 +384,7 @@ nlohmann::json to_json(const AnalysisResult& r) {
             {"correlations", correlations_json(r.correlations)},
             {"predictors", predictors_json(r.predictors)},
             {"similarity", similarity_json(r.similarity)},
+            {"mitigation", mitigation_json(r.mitigation)},
             {"trends", trends_json(r.trends)},
             {"seconds", seconds}};
 }
@@ -482,6 +513,18 @@ std::string format_summary(const AnalysisResult& r) {
         for (const auto& x : tr.signals)
             ss += fmt::format("  {} {}", x.signal, g(x.points[i].precision));
         line(fmt::format("M12 triage precision@{} (random {}):{}", tr.ks[i], g(tr.random_precision[i]), ss));
+    }
+    const auto& mi = r.mitigation;
+    for (const auto& a : mi.applied) line("M12 applied: " + a);
+    if (mi.skipped.empty() && mi.greedy.n > 0) {
+        const auto& u = mi.greedy;
+        std::string g_txt;
+        if (mi.guarded)
+            g_txt = fmt::format(" | guarded: max n_pre {}, exact {}, approximate {}, log-prob {} ({} steps blocked)",
+                                g(mi.guarded->max_n_pre), mi.guarded->n_exact, g(mi.guarded->approx_share),
+                                g(mi.guarded->mean_logprob), mi.blocked_steps);
+        line(fmt::format("M12 greedy outputs: max n_pre {}, exact {}, approximate {}, log-prob {}{}", g(u.max_n_pre),
+                         u.n_exact, g(u.approx_share), g(u.mean_logprob), g_txt));
     }
     const auto& t = r.trends;
     if (t.checkpoints.size() >= 2) {

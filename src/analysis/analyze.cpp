@@ -498,6 +498,18 @@ void write_findings(AnalysisResult& r) {
             "among samples sharing its context); {} are the model's.",
             p.divergence.data_ambiguous, p.n_diverged, p.divergence.model));
     }
+    const auto& mi = r.mitigation;
+    if (mi.guarded) {
+        const auto& u = mi.greedy;
+        const auto& g = *mi.guarded;
+        r.findings.push_back(fmt::format(
+            "The decoding guard takes the greedy outputs' max n_pre from {:g} to {:g} and the verbatim ones from {} to "
+            "{}; {} of the guarded outputs are within 10% edit distance of their reference ({} unguarded: a guard "
+            "stops exact copies, not near-verbatim ones). It blocked {} steps at a cost of {:.3f} nats of mean "
+            "log-probability per token.",
+            u.max_n_pre, g.max_n_pre, u.n_exact, g.n_exact, percent(g.approx_share), percent(u.approx_share),
+            mi.blocked_steps, u.mean_logprob - g.mean_logprob));
+    }
     const auto& sm = r.similarity;
     if (!sm.claim_text.empty()) r.findings.push_back(sm.claim_text);
     if (sm.triage.skipped.empty() && !sm.triage.ks.empty() && !sm.triage.signals.empty()) {
@@ -582,6 +594,7 @@ AnalysisResult analyze_runs(const std::vector<RunInput>& runs, std::size_t selec
         r.similarity.skipped = "disabled";
         r.similarity.triage.skipped = "disabled";
     }
+    r.mitigation = analysis_detail::compute_mitigation(run);
     r.seconds["m10_m12"] = timer.lap();
 
     if (params.trends) {

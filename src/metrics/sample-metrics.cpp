@@ -36,6 +36,35 @@ void check_params(const SampleMetricsParams& params) {
 
 }  // namespace
 
+GenerationMetrics compute_generation_metrics(const std::vector<int32_t>& ref, const GeneratedOutput& output,
+                                             const std::optional<std::string>& reference_text,
+                                             const SampleMetricsParams& params) {
+    const auto& gen = output.tokens;
+    GenerationMetrics g;
+    g.n_pre_generated = common_prefix_length(ref, gen);
+    g.exact_match = exact_match(ref, gen);
+    g.rouge1 = rouge_n(ref, gen, 1);
+    g.rouge2 = rouge_n(ref, gen, 2);
+    g.rouge_l = rouge_l(ref, gen);
+    g.levenshtein_tokens = levenshtein_distance(ref, gen);
+    g.levenshtein_similarity_tokens = levenshtein_similarity(ref, gen);
+    if (reference_text && output.text) {
+        auto d = metrics_detail::levenshtein_text(*reference_text, *output.text, TextUnit::kCodePoint);
+        g.levenshtein_chars = d.distance;
+        g.levenshtein_similarity_chars = d.similarity;
+    }
+    g.pythia_score = pythia_memorization_score(ref, gen);
+    g.k_extractable = k_extractable(ref, gen, params.k_extractable);
+    g.longest_common_substring = longest_common_substring(ref, gen);
+    g.approximately_memorized = approximately_memorized(ref, gen);
+    g.mean_logprob = output.logprobs.empty()
+                         ? kNaN
+                         : std::accumulate(output.logprobs.begin(), output.logprobs.end(), 0.0) /
+                               static_cast<double>(output.logprobs.size());
+    g.n_blocked = output.n_blocked;
+    return g;
+}
+
 SampleMetrics compute_sample_metrics(const SampleInputs& inputs, const SampleMetricsParams& params) {
     using metrics_detail::require_same_length;
     check_params(params);
@@ -85,31 +114,17 @@ SampleMetrics compute_sample_metrics(const SampleInputs& inputs, const SampleMet
                                                              0.0) /
                                                  static_cast<double>(n);
 
-    if (inputs.generated) {
+    if (inputs.generated || inputs.guarded) {
         if (inputs.reference_tokens.empty()) {
             throw InvalidInput("generation metrics need the reference tokens",
                                "fill SampleInputs::reference_tokens");
         }
-        const auto& ref = inputs.reference_tokens;
-        const auto& gen = inputs.generated->tokens;
-        GenerationMetrics g;
-        g.n_pre_generated = common_prefix_length(ref, gen);
-        g.exact_match = exact_match(ref, gen);
-        g.rouge1 = rouge_n(ref, gen, 1);
-        g.rouge2 = rouge_n(ref, gen, 2);
-        g.rouge_l = rouge_l(ref, gen);
-        g.levenshtein_tokens = levenshtein_distance(ref, gen);
-        g.levenshtein_similarity_tokens = levenshtein_similarity(ref, gen);
-        if (inputs.reference_text && inputs.generated->text) {
-            auto d = metrics_detail::levenshtein_text(*inputs.reference_text,
-                                                      *inputs.generated->text,
-                                                      TextUnit::kCodePoint);
-            g.levenshtein_chars = d.distance;
-            g.levenshtein_similarity_chars = d.similarity;
-        }
-        g.pythia_score = pythia_memorization_score(ref, gen);
-        g.k_extractable = k_extractable(ref, gen, params.k_extractable);
-        out.generation = std::move(g);
+        if (inputs.generated)
+            out.generation = compute_generation_metrics(inputs.reference_tokens, *inputs.generated,
+                                                        inputs.reference_text, params);
+        if (inputs.guarded)
+            out.guarded = compute_generation_metrics(inputs.reference_tokens, *inputs.guarded, inputs.reference_text,
+                                                     params);
     }
     return out;
 }

@@ -21,6 +21,7 @@
 #include "memskew/adapter.h"
 #include "memskew/error.h"
 #include "memskew/file-io.h"
+#include "memskew/ngram-guard.h"
 #include "memskew/pipeline.h"
 #include "memskew/store-similarity.h"
 #include "memskew/trainer-state.h"
@@ -87,7 +88,39 @@ nlohmann::json options_json(const ProbeParams& p, const Dataset& ds, const Model
         o["embeddings"] = fmt::format("{} ({})", fs::path(p.embed_model).filename().string(),
                                       path_fingerprint(p.embed_model));
     o[kKeepEmbeddingsOptionKey] = p.keep_embeddings;
+    if (!p.guard_data.empty()) {
+        o["guard_n"] = p.guard_n;
+        o["guard_data_hash"] = file_content_hash(p.guard_data);
+    }
     return o;
+}
+
+// The decoding guard of ProbeParams::guard_data: its references as
+// `memskew train` encodes them (template, truncation, EOS), with `tok`.
+NgramGuard probe_guard(const ProbeParams& p, const Model& model) {
+    TrainParams t;
+    t.data_path = p.guard_data;
+    t.data = p.guard_dataset;
+    t.text_split = p.text_split;
+    TrainingGuardParams gp;
+    gp.n = static_cast<int>(p.guard_n);
+    return with_context(fmt::format("guard data {}", p.guard_data),
+                        [&] { return build_training_guard(t, model.tokenizer(), model.config().max_ctx, gp); });
+}
+
+// A generated output as the metrics see it: EOS dropped (the reference has
+// none), with its log-probabilities.
+GeneratedOutput generated_output(const GenerateResult& r, const Tokenizer& tok) {
+    GeneratedOutput g;
+    g.tokens = r.tokens;
+    g.logprobs = r.logprobs;
+    if (r.reason == StopReason::kEos && !g.tokens.empty()) {
+        g.tokens.pop_back();
+        if (!g.logprobs.empty()) g.logprobs.pop_back();
+    }
+    g.text = tok.decode(g.tokens);
+    g.n_blocked = r.n_blocked;
+    return g;
 }
 
 // Embeddings from another model (ProbeParams::embed_model), by sample id.
@@ -148,6 +181,18 @@ void read_checkpoint_info(const fs::path& dir, ProbeTarget& t) {
         }
     } else if (const auto step = checkpoint_step_of(dir.filename().string())) {
         t.checkpoint_step = *step;
+    }
+    // memskew's own training record: the Goldfish settings, when it used them.
+    if (has_file(dir, "memskew-train.json")) {
+        try {
+            const auto j = nlohmann::json::parse(read_text_file((dir / "memskew-train.json").string()));
+            if (j.contains("goldfish") && j["goldfish"].is_object())
+                t.training = {{"goldfish_k", j["goldfish"].value("k", int64_t{0})},
+                              {"goldfish_h", j["goldfish"].value("h", int64_t{0})}};
+        } catch (const nlohmann::json::exception& e) {
+            throw FormatError(fmt::format("{}/memskew-train.json is not valid JSON: {}", dir.string(), e.what()),
+                              "was the checkpoint written completely?");
+        }
     }
 }
 
@@ -268,7 +313,7 @@ ExternalEmbeddings embed_with(const ProbeParams& p, const Dataset& ds, const Mod
 
 ProbeSummary probe_one(const ProbeParams& p, const Dataset& ds, const Prepared& prep, Model& model,
                        const ProbeTarget& target, int64_t run_index, int64_t n_runs, const ProgressFn& progress,
-                       const ExternalEmbeddings* external) {
+                       const ExternalEmbeddings* external, const NgramGuard* guard) {
     const auto t0 = std::chrono::steady_clock::now();
     auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
     const Tokenizer& tok = model.tokenizer();
@@ -283,6 +328,7 @@ ProbeSummary probe_one(const ProbeParams& p, const Dataset& ds, const Prepared& 
     summary.n_skipped_long = prep.encoded.counts.n_skipped_long;
     summary.n_skipped_short = prep.encoded.counts.n_skipped_short;
     summary.n_skipped_empty = prep.encoded.counts.n_skipped_empty;
+    summary.guarded = guard != nullptr;
 
     RunSpec spec;
     spec.model_path = target.model_path;
@@ -297,6 +343,7 @@ ProbeSummary probe_one(const ProbeParams& p, const Dataset& ds, const Prepared& 
     spec.dataset_path = p.data_path;
     spec.dataset_hash = file_content_hash(p.data_path);
     spec.options = options_json(p, ds, model);
+    if (!target.training.is_null()) spec.options["training"] = target.training;
     spec.n_samples_planned = static_cast<int64_t>(items.size());
     WriterParams wp;
     wp.batch_size = std::max<int64_t>(p.max_batch_size, 1) + 1;  // commits happen per engine batch (flush)
@@ -317,10 +364,10 @@ ProbeSummary probe_one(const ProbeParams& p, const Dataset& ds, const Prepared& 
         if (opened.done_sample_ids.count(ds.samples[it.sample].id)) summary.n_already_done++;
         else prog.total++;
     }
-    AdapterGuard guard;
+    AdapterGuard adapter_guard;
     if (prog.total > 0 && !target.adapter_path.empty()) {
         load_adapter(model, target.adapter_path);
-        guard.model = &model;
+        adapter_guard.model = &model;
     }
     const auto batches = plan_batches(lengths, p.token_budget, p.max_batch_size);
     Engine engine(std::shared_ptr<const Model>(std::shared_ptr<const Model>{}, &model));
@@ -348,8 +395,13 @@ ProbeSummary probe_one(const ProbeParams& p, const Dataset& ds, const Prepared& 
         }
         padded += longest * static_cast<int64_t>(batch.size());
         const auto scores = engine.score(sreq, sp);
-        std::vector<GenerateResult> gens;
+        std::vector<GenerateResult> gens, guarded;
         if (p.generate) gens = engine.generate(greq, GenerateParams{true, false});
+        if (guard) {
+            GenerateParams gp{true, false};
+            gp.guard = guard;
+            guarded = engine.generate(greq, gp);
+        }
         for (size_t bi = 0; bi < batch.size(); ++bi) {
             const EncodedSample& it = items[batch[bi]];
             const Sample& s = ds.samples[it.sample];
@@ -369,13 +421,10 @@ ProbeSummary probe_one(const ProbeParams& p, const Dataset& ds, const Prepared& 
             in.reference_text = reference_text;
             std::optional<std::string> generated_text;
             if (p.generate) {
-                GeneratedOutput g;
-                g.tokens = gens[bi].tokens;
-                if (gens[bi].reason == StopReason::kEos && !g.tokens.empty()) g.tokens.pop_back();
-                g.text = tok.decode(g.tokens);
-                generated_text = g.text;
-                in.generated = std::move(g);
+                in.generated = generated_output(gens[bi], tok);
+                generated_text = in.generated->text;
             }
+            if (guard) in.guarded = generated_output(guarded[bi], tok);
             const SampleMetrics m = compute_sample_metrics(in, p.metrics);
             const auto surv = log_survival(in.tokens.sampling_log_prob);
             SampleRecord rec;
@@ -426,8 +475,15 @@ ProbeSummary probe_one(const ProbeParams& p, const Dataset& ds, const Prepared& 
                 summary.max_n_pre_id = s.id;
             }
             summary.n_exact += sc.n_pre == static_cast<int32_t>(L);
+            if (m.guarded) {
+                summary.guard_max_n_pre = std::max(summary.guard_max_n_pre, m.guarded->n_pre_generated);
+                summary.guard_n_exact += m.guarded->exact_match;
+                summary.guard_blocked_steps += m.guarded->n_blocked;
+                summary.guard_n_approx += m.guarded->approximately_memorized;
+            }
             if (p.generate) {
                 summary.n_generated++;
+                summary.n_approx += m.generation->approximately_memorized;
                 const int64_t gen_n_pre = in.generated ? m.generation->n_pre_generated : 0;
                 if (gen_n_pre != sc.n_pre) summary.disagreements.push_back({s.id, sc.n_pre, gen_n_pre});
             }
@@ -490,6 +546,17 @@ std::vector<ProbeSummary> run_probes(const ProbeParams& p, const ProgressFn& pro
         });
     }
     const ExternalEmbeddings* ext = external ? &*external : nullptr;
+    if (!p.guard_data.empty() && !p.generate)
+        throw InvalidInput("the decoding guard needs generation: --guard without --generate",
+                           "add --generate (the guarded outputs are compared with the unguarded ones)");
+    // The guard, built once with the first model's tokenizer (the engine
+    // refuses it for a model whose tokenizer differs).
+    std::optional<NgramGuard> guard;
+    auto guard_for = [&](const Model& m) -> const NgramGuard* {
+        if (p.guard_data.empty()) return nullptr;
+        if (!guard) guard = probe_guard(p, m);
+        return &*guard;
+    };
     for (int64_t i = 0; i < n_runs; ++i) {
         const ProbeTarget& t = targets[i];
         auto run = [&] {
@@ -498,11 +565,11 @@ std::vector<ProbeSummary> run_probes(const ProbeParams& p, const ProgressFn& pro
                     base = Model::load(p.model_path, p.load);
                     base_prep = prepare_items(p, ds, *base);
                 }
-                return probe_one(p, ds, *base_prep, *base, t, i, n_runs, progress, ext);
+                return probe_one(p, ds, *base_prep, *base, t, i, n_runs, progress, ext, guard_for(*base));
             }
             auto model = Model::load(t.model_path, p.load);
             const Prepared prep = prepare_items(p, ds, *model);
-            return probe_one(p, ds, prep, *model, t, i, n_runs, progress, ext);
+            return probe_one(p, ds, prep, *model, t, i, n_runs, progress, ext, guard_for(*model));
         };
         if (n_runs == 1 && p.adapters.empty()) {
             out.push_back(run());

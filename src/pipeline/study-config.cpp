@@ -122,7 +122,7 @@ std::string resolve(const std::string& base_dir, const std::string& p) {
 // [train] keys, applied over `t` (so an arm's `train` table overrides the study's).
 void read_train(const Reader& r, TrainParams& t) {
     r.allow({"mode", "epochs", "batch_size", "grad_accum", "lr", "weight_decay", "warmup_steps", "schedule",
-             "max_grad_norm", "max_reference_tokens", "seed", "append_eos", "lora"});
+             "max_grad_norm", "max_reference_tokens", "seed", "append_eos", "lora", "goldfish_k", "goldfish_h"});
     if (auto v = r.str("mode")) {
         if (*v == "lora") t.mode = TrainMode::kLora;
         else if (*v == "full") t.mode = TrainMode::kFull;
@@ -142,6 +142,12 @@ void read_train(const Reader& r, TrainParams& t) {
     if (auto v = r.integer("max_reference_tokens", 0)) t.max_reference_tokens = *v;
     if (auto v = r.integer("seed", 0)) t.seed = static_cast<uint64_t>(*v);
     if (auto v = r.boolean("append_eos")) t.append_eos = *v;
+    // Goldfish loss (METHOD M12): 0 is off; the trainer checks the values.
+    if (auto v = r.integer("goldfish_k", 0)) {
+        if (*v == 1) r.fail("goldfish_k", "must be at least 2 (or 0: off)", "k = 4 drops one token in four");
+        t.goldfish_k = *v;
+    }
+    if (auto v = r.integer("goldfish_h", 1)) t.goldfish_h = *v;
 }
 
 void read_lora(const std::string& file, const toml::table& lt, const std::string& prefix, PeftConfig& c) {
@@ -206,10 +212,11 @@ StudyConfig parse_study_config(const std::string& toml_text, const std::string& 
     uint64_t default_seed = 42;
     if (const toml::table* st = top.table("study")) {
         Reader r(file, *st, "study");
-        r.allow({"name", "out", "seed"});
+        r.allow({"name", "out", "seed", "held_out"});
         c.name = r.str("name", c.name);
         if (auto v = r.str("out")) c.out_dir = resolve(base_dir, *v);
         if (auto v = r.integer("seed", 0)) default_seed = static_cast<uint64_t>(*v);
+        if (auto v = r.integer("held_out", 0)) c.held_out = *v;
     }
     c.data_seed = default_seed;
 
@@ -284,7 +291,7 @@ StudyConfig parse_study_config(const std::string& toml_text, const std::string& 
             const toml::node& an = *arms->get(i);
             if (!an.is_table()) top.fail(prefix, "must be a table", "use [[arms]] blocks");
             Reader r(file, *an.as_table(), prefix);
-            r.allow({"name", "data", "train", "seeds"});
+            r.allow({"name", "data", "train", "seeds", "probe"});
             StudyArm arm;
             arm.name = r.req_str("name", "every arm needs a name, e.g. name = \"base\"");
             if (!valid_arm_name(arm.name)) r.fail("name", "use letters, digits, '.', '_' and '-' only");
@@ -310,6 +317,12 @@ StudyConfig parse_study_config(const std::string& toml_text, const std::string& 
             }
             arm.train = train;
             if (const toml::table* tt = r.table("train")) read_train_all(file, *tt, prefix + ".train", arm.train);
+            if (const toml::table* pt = r.table("probe")) {
+                // The decoding guard (METHOD M12), built from the arm's own training set.
+                Reader g(file, *pt, prefix + ".probe");
+                g.allow({"guard_n"});
+                if (auto v = g.integer("guard_n", 2)) arm.guard_n = *v;
+            }
             if (const toml::array* seeds = r.array("seeds")) {
                 if (seeds->empty()) r.fail("seeds", "is empty");
                 for (const auto& sn : *seeds) {

@@ -69,15 +69,28 @@ nlohmann::json train_json(const TrainParams& t) {
     j["max_reference_tokens"] = t.max_reference_tokens;
     j["append_eos"] = t.append_eos;
     j["seed"] = t.seed;
+    // Only when on, so arms trained before Goldfish existed keep their fingerprint.
+    if (t.goldfish_k >= 2) {
+        j["goldfish_k"] = t.goldfish_k;
+        j["goldfish_h"] = t.goldfish_h;
+    }
     return j;
 }
 
 
-// The arm's training set as JSONL text (prompt/completion, ids "<dataset>/<id>").
+// The arm's training set as JSONL text (prompt/completion, ids "<dataset>/<id>"),
+// and its held-out set ([study] held_out) in the same form.
 struct ArmData {
     std::string jsonl;
     int64_t n = 0;
+    std::string held_out_jsonl;
+    int64_t n_held_out = 0;
 };
+
+std::string prompt_completion_line(const std::string& dataset, const Sample& s) {
+    const nlohmann::json rec = {{"id", dataset + "/" + s.id}, {"prompt", s.prompt}, {"completion", s.reference}};
+    return rec.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
 
 ArmData build_arm_data(const StudyConfig& c, const StudyArm& arm,
                        std::map<std::string, std::vector<const Sample*>>& orders,
@@ -92,10 +105,28 @@ ArmData build_arm_data(const StudyConfig& c, const StudyArm& arm,
                                fmt::format("use n <= {} (or leave n out for all of them)", avail));
         const int64_t n = src.n > 0 ? src.n : avail;
         for (int64_t i = 0; i < n; ++i) {
-            const Sample& s = *order[i];
-            nlohmann::json rec = {{"id", src.dataset + "/" + s.id}, {"prompt", s.prompt}, {"completion", s.reference}};
-            out.jsonl += rec.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+            out.jsonl += prompt_completion_line(src.dataset, *order[i]);
             out.n++;
+        }
+    }
+    if (c.held_out > 0) {
+        // The last held_out samples of the first dataset's order: no arm of the
+        // study may train on them (arms take the first n of the same order).
+        const std::string& ds = arm.sources.front().dataset;
+        const auto& order = orders.at(ds);
+        const int64_t avail = static_cast<int64_t>(order.size());
+        int64_t most = 0;
+        for (const auto& a : c.arms)
+            for (const auto& src : a.sources)
+                if (src.dataset == ds) most = std::max(most, src.n > 0 ? src.n : avail);
+        if (most + c.held_out > avail)
+            throw InvalidInput(fmt::format("{}: key 'study.held_out': {} held-out samples of dataset '{}' overlap the "
+                                           "{} that arms train on ({} samples in all)",
+                                           c.config_path, c.held_out, ds, most, avail),
+                               fmt::format("use held_out <= {}, or smaller arms", std::max<int64_t>(avail - most, 0)));
+        for (int64_t i = avail - c.held_out; i < avail; ++i) {
+            out.held_out_jsonl += prompt_completion_line(ds, *order[static_cast<size_t>(i)]);
+            out.n_held_out++;
         }
     }
     (void)loaded;
@@ -103,13 +134,17 @@ ArmData build_arm_data(const StudyConfig& c, const StudyArm& arm,
 }
 
 struct ArmPaths {
-    std::string dir, train_jsonl, arm_json, done_json;
+    std::string dir, train_jsonl, held_out_jsonl, arm_json, done_json;
 };
+
+// The run label of an arm's held-out runs.
+std::string held_out_label(const std::string& arm) { return arm + "/held-out"; }
 
 ArmPaths arm_paths(const std::string& out_dir, const std::string& arm) {
     ArmPaths p;
     p.dir = (fs::path(out_dir) / "arms" / arm).string();
     p.train_jsonl = p.dir + "/train.jsonl";
+    p.held_out_jsonl = p.dir + "/held-out.jsonl";
     p.arm_json = p.dir + "/arm.json";
     p.done_json = p.dir + "/train-done.json";
     return p;
@@ -155,7 +190,78 @@ ProbeParams arm_probe_params(const StudyConfig& c, const StudyArm& arm, const Ar
     if (p.max_reference_tokens < 0) p.max_reference_tokens = arm.train.max_reference_tokens;
     p.out_path = store;
     p.run_label = arm.name;
+    if (arm.guard_n > 0) {
+        // The guard knows the arm's own training references, read as training read them.
+        p.generate = true;
+        p.guard_data = p.data_path;
+        p.guard_dataset = p.data;
+        p.guard_n = arm.guard_n;
+    }
     return p;
+}
+
+// The held-out probe: the same settings on the held-out samples, teacher
+// forcing only (the held-out loss is what it is for).
+ProbeParams held_out_probe_params(const StudyConfig& c, const StudyArm& arm, const ArmPaths& ap,
+                                  const std::string& store) {
+    ProbeParams p = arm_probe_params(c, arm, ap, store);
+    p.data_path = fs::absolute(ap.held_out_jsonl).lexically_normal().string();
+    p.run_label = held_out_label(arm.name);
+    p.generate = false;
+    p.guard_data.clear();
+    p.embeddings = false;
+    return p;
+}
+
+// Whether a stored run was made with these probe settings (the run key
+// would say so too, but the study reads it without the model's fingerprint).
+bool same_probe_settings(const RunInfo& r, const ProbeParams& pp, const std::string& data_hash) {
+    const auto& o = r.spec.options;
+    return r.spec.dataset_hash == data_hash && o.value("max_reference_tokens", int64_t{-2}) == pp.max_reference_tokens &&
+           o.value("temperature", -1.0) == pp.sampling.temperature &&
+           o.value("top_k", int64_t{-1}) == pp.sampling.top_k && o.value("top_p", -1.0) == pp.sampling.top_p &&
+           o.value("generate", !pp.generate) == pp.generate && o.value("min_k", -1.0) == pp.metrics.min_k &&
+           o.value("k_extractable", int64_t{-1}) == pp.metrics.k_extractable &&
+           o.value("n_tries", -1.0) == pp.metrics.n_tries &&
+           o.value("guard_n", int64_t{0}) == (pp.guard_data.empty() ? 0 : pp.guard_n);
+}
+
+// Probes every checkpoint of an arm whose run (this label, these settings) is
+// not done in the store yet; returns (probed, skipped).
+std::pair<int64_t, int64_t> probe_checkpoints(const std::vector<std::string>& ckpts, const ProbeParams& pp,
+                                              const std::string& data_hash, int64_t n_samples,
+                                              const std::function<void(const std::string&)>& log) {
+    // Runs of this label already in the store, by step: status and whether the settings match.
+    std::map<int64_t, std::pair<RunStatus, bool>> stored;
+    if (fs::exists(pp.out_path)) {
+        for (const RunInfo& r : ResultReader::open(pp.out_path).runs()) {
+            if (!r.spec.options.is_object() || r.spec.options.value("run_label", "") != pp.run_label) continue;
+            if (!r.spec.checkpoint_step) continue;
+            const bool same = same_probe_settings(r, pp, data_hash);
+            auto& slot = stored[*r.spec.checkpoint_step];
+            if (r.status == RunStatus::kDone && same) slot = {RunStatus::kDone, true};
+            else if (!(slot.first == RunStatus::kDone && slot.second)) slot = {r.status, same};
+        }
+    }
+    int64_t probed = 0, skipped = 0;
+    for (size_t i = 0; i < ckpts.size(); ++i) {
+        const std::string name = fs::path(ckpts[i]).filename().string();
+        const std::optional<int64_t> step = checkpoint_step_of(name);
+        const auto it = step ? stored.find(*step) : stored.end();
+        if (it != stored.end() && it->second.first == RunStatus::kDone && it->second.second) {
+            skipped++;
+            continue;
+        }
+        ProbeParams one = pp;
+        one.adapters = {ckpts[i]};
+        one.resume = it != stored.end();
+        log(fmt::format("{}: probing {} ({}/{}) on {} samples", pp.run_label, name, i + 1, ckpts.size(), n_samples));
+        const ProbeSummary s = with_context(fmt::format("arm '{}'", pp.run_label), [&] { return run_probe(one); });
+        log(fmt::format("{}: {} -> max n_pre {}, mean {:.2f} ({:.1f} s)", pp.run_label, name, s.max_n_pre, s.mean_n_pre,
+                        s.seconds));
+        probed++;
+    }
+    return {probed, skipped};
 }
 
 }  // namespace
@@ -204,6 +310,8 @@ StudySummary run_study(const StudyConfig& c, const StudyParams& params, const St
         if (ec) throw IoError(fmt::format("cannot create '{}': {}", ap.dir, ec.message()));
         const ArmData& data = arm_data.at(arm.name);
         if (read_file_or_empty(ap.train_jsonl) != data.jsonl) write_text_file_atomic(ap.train_jsonl, data.jsonl);
+        if (data.n_held_out > 0 && read_file_or_empty(ap.held_out_jsonl) != data.held_out_jsonl)
+            write_text_file_atomic(ap.held_out_jsonl, data.held_out_jsonl);
 
         nlohmann::json fp = {{"model", c.model_path.empty() ? "init:" + c.init : c.model_path},
                              {"dtype", dtype_name(c.load.dtype)},
@@ -281,48 +389,20 @@ StudySummary run_study(const StudyConfig& c, const StudyParams& params, const St
             log(fmt::format("arm {}: already trained", arm.name));
         }
 
-        // Probing: every checkpoint, one run each, labelled with the arm.
+        // Probing: every checkpoint, one run each, labelled with the arm (and
+        // the held-out samples, labelled "<arm>/held-out").
         if (params.probe) {
             const auto ckpts = list_checkpoints(ap.dir);
-            ProbeParams pp = arm_probe_params(c, arm, ap, store);
-            const std::string data_hash = hex64(data.jsonl);
-            // Runs of this arm already in the store, by step: status and whether the key inputs match.
-            std::map<int64_t, std::pair<RunStatus, bool>> stored;
-            if (fs::exists(store)) {
-                for (const RunInfo& r : ResultReader::open(store).runs()) {
-                    if (!r.spec.options.is_object() || r.spec.options.value("run_label", "") != arm.name) continue;
-                    if (!r.spec.checkpoint_step) continue;
-                    const auto& o = r.spec.options;
-                    const bool same = r.spec.dataset_hash == data_hash &&
-                                      o.value("max_reference_tokens", int64_t{-2}) == pp.max_reference_tokens &&
-                                      o.value("temperature", -1.0) == pp.sampling.temperature &&
-                                      o.value("top_k", int64_t{-1}) == pp.sampling.top_k &&
-                                      o.value("top_p", -1.0) == pp.sampling.top_p &&
-                                      o.value("generate", !pp.generate) == pp.generate &&
-                                      o.value("min_k", -1.0) == pp.metrics.min_k &&
-                                      o.value("k_extractable", int64_t{-1}) == pp.metrics.k_extractable &&
-                                      o.value("n_tries", -1.0) == pp.metrics.n_tries;
-                    auto& slot = stored[*r.spec.checkpoint_step];
-                    if (r.status == RunStatus::kDone && same) slot = {RunStatus::kDone, true};
-                    else if (!(slot.first == RunStatus::kDone && slot.second)) slot = {r.status, same};
-                }
-            }
-            for (size_t i = 0; i < ckpts.size(); ++i) {
-                const std::string name = fs::path(ckpts[i]).filename().string();
-                const std::optional<int64_t> step = checkpoint_step_of(name);
-                const auto it = step ? stored.find(*step) : stored.end();
-                if (it != stored.end() && it->second.first == RunStatus::kDone && it->second.second) {
-                    res.runs_skipped++;
-                    continue;
-                }
-                ProbeParams one = pp;
-                one.adapters = {ckpts[i]};
-                one.resume = it != stored.end();
-                log(fmt::format("arm {}: probing {} ({}/{}) on {} samples", arm.name, name, i + 1, ckpts.size(), data.n));
-                const ProbeSummary s = with_context(fmt::format("arm '{}'", arm.name), [&] { return run_probe(one); });
-                log(fmt::format("arm {}: {} -> max n_pre {}, mean {:.2f} ({:.1f} s)", arm.name, name, s.max_n_pre,
-                                s.mean_n_pre, s.seconds));
-                res.runs_probed++;
+            auto arm_log = [&](const std::string& line) { log("arm " + line); };
+            const auto [probed, skipped] =
+                probe_checkpoints(ckpts, arm_probe_params(c, arm, ap, store), hex64(data.jsonl), data.n, arm_log);
+            res.runs_probed += probed;
+            res.runs_skipped += skipped;
+            if (data.n_held_out > 0) {
+                const auto [hp, hs] = probe_checkpoints(ckpts, held_out_probe_params(c, arm, ap, store),
+                                                        hex64(data.held_out_jsonl), data.n_held_out, arm_log);
+                res.runs_probed += hp;
+                res.runs_skipped += hs;
             }
             if (res.runs_skipped) log(fmt::format("arm {}: {} checkpoint runs already in the store", arm.name, res.runs_skipped));
         }
@@ -342,6 +422,45 @@ StudySummary run_study(const StudyConfig& c, const StudyParams& params, const St
 
 namespace {
 nlohmann::json jnum(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
+
+// Mean of a metric column's finite values; NaN when there are none.
+double column_mean(const RunColumns& c, const char* name) {
+    if (std::find(c.metric_names.begin(), c.metric_names.end(), name) == c.metric_names.end()) return NAN;
+    double sum = 0;
+    int64_t n = 0;
+    for (double v : c.metric(name))
+        if (std::isfinite(v)) {
+            sum += v;
+            ++n;
+        }
+    return n ? sum / static_cast<double>(n) : NAN;
+}
+
+// The run's columns with n_pre taken from another integer metric column
+// (n_pre_generated, guard_n_pre), so the one M11 summary and comparison
+// (summarize_checkpoint, compare_checkpoints) apply to generated outputs too.
+RunColumns with_n_pre_from(const RunColumns& c, const char* name) {
+    RunColumns out;
+    out.run_id = c.run_id;
+    out.sample_id = c.sample_id;
+    out.sample_index = c.sample_index;
+    out.reference_tokens = c.reference_tokens;
+    out.length = c.length;
+    out.n_pre.assign(c.size(), -1);
+    if (std::find(c.metric_names.begin(), c.metric_names.end(), name) == c.metric_names.end()) return out;
+    const auto& col = c.metric(name);
+    for (std::size_t i = 0; i < c.size(); ++i)
+        if (std::isfinite(col[i])) out.n_pre[i] = static_cast<int64_t>(col[i]);
+    return out;
+}
+
+std::string mitigation_text(const StudyArm& arm) {
+    std::string s;
+    if (arm.train.goldfish_k >= 2)
+        s = fmt::format("Goldfish loss k = {}, h = {}", arm.train.goldfish_k, arm.train.goldfish_h);
+    if (arm.guard_n > 0) s += fmt::format("{}decoding guard n = {}", s.empty() ? "" : "; ", arm.guard_n);
+    return s;
+}
 }  // namespace
 
 StudySummary write_study_report(const StudyConfig& c, const std::string& out_dir_in) {
@@ -357,6 +476,7 @@ StudySummary write_study_report(const StudyConfig& c, const std::string& out_dir
     // Every (arm, epoch) run's columns; M11's figures come from analysis/.
     std::map<std::string, std::map<int64_t, std::pair<RunInfo, RunColumns>>> runs;
     std::map<std::string, std::map<int64_t, StudyPoint>> points;
+    std::map<std::string, std::map<int64_t, double>> held_out_loss;  // by arm label, epoch
     if (fs::exists(sum.store_path)) {
         const ResultReader reader = ResultReader::open(sum.store_path);
         for (const RunInfo& r : reader.runs()) {
@@ -364,6 +484,12 @@ StudySummary write_study_report(const StudyConfig& c, const std::string& out_dir
             const std::string label = r.spec.options.value("run_label", "");
             if (label.empty() || !r.spec.checkpoint_step) continue;
             RunColumns cols = reader.load_columns(r.run_id);
+            const int64_t epoch = r.spec.checkpoint_epoch.value_or(0);
+            constexpr std::string_view kHeldOut = "/held-out";
+            if (label.size() > kHeldOut.size() && label.compare(label.size() - kHeldOut.size(), kHeldOut.size(), kHeldOut) == 0) {
+                held_out_loss[label.substr(0, label.size() - kHeldOut.size())][epoch] = column_mean(cols, "loss");
+                continue;
+            }
             const CheckpointSummary cs = summarize_checkpoint(r, cols);
             StudyPoint pt;
             pt.run_id = r.run_id;
@@ -375,6 +501,22 @@ StudySummary write_study_report(const StudyConfig& c, const std::string& out_dir
             pt.p99_n_pre = cs.p99;
             pt.max_n_pre = cs.max;
             pt.n_exact = cs.n_exact;
+            pt.approx_share = column_mean(cols, "gen_approx");
+            if (std::isfinite(column_mean(cols, "guard_n_pre"))) {
+                const CheckpointSummary g = summarize_checkpoint(r, with_n_pre_from(cols, "guard_n_pre"));
+                const CheckpointSummary u = summarize_checkpoint(r, with_n_pre_from(cols, "n_pre_generated"));
+                pt.guarded = true;
+                pt.guard_mean_n_pre = g.mean;
+                pt.guard_p99_n_pre = g.p99;
+                pt.guard_max_n_pre = g.max;
+                pt.guard_n_exact = g.n_exact;
+                pt.gen_mean_n_pre = u.mean;
+                pt.gen_max_n_pre = u.max;
+                pt.gen_n_exact = u.n_exact;
+                pt.guard_approx_share = column_mean(cols, "guard_approx");
+                pt.guard_blocked = column_mean(cols, "guard_blocked");
+                pt.guard_logprob_cost = column_mean(cols, "gen_mean_logprob") - column_mean(cols, "guard_mean_logprob");
+            }
             // A later run of the same (arm, epoch) replaces an earlier one.
             points[label][pt.epoch] = pt;
             runs[label][pt.epoch] = {r, std::move(cols)};
@@ -386,6 +528,7 @@ StudySummary write_study_report(const StudyConfig& c, const std::string& out_dir
         res.name = arm.name;
         res.sources = arm.sources;
         res.seed = arm.train.seed;
+        res.mitigation = mitigation_text(arm);
         const ArmPaths ap = arm_paths(out_dir, arm.name);
         const std::string done = read_file_or_empty(ap.done_json);
         if (!done.empty()) {
@@ -399,28 +542,42 @@ StudySummary write_study_report(const StudyConfig& c, const std::string& out_dir
         const auto losses = epoch_losses(ap.dir, epoch_steps);
         for (auto [e, pt] : points[arm.name]) {
             if (const auto it = losses.find(e); it != losses.end()) pt.train_loss = it->second;
+            if (const auto it = held_out_loss[arm.name].find(e); it != held_out_loss[arm.name].end())
+                pt.held_out_loss = it->second;
             res.points.push_back(pt);
         }
         sum.arms.push_back(std::move(res));
+    }
+
+    // A guarded arm: its guarded outputs against its own unguarded greedy
+    // outputs, paired per sample at every epoch (the guard's effect on n_pre).
+    auto add_comparison = [&](const std::string& a, const std::string& b, int64_t epoch, const PairedComparison& pc) {
+        StudyComparisonResult r;
+        r.a = a;
+        r.b = b;
+        r.epoch = epoch;
+        r.n_shared = pc.n_shared;
+        r.mean_a = pc.mean_a;
+        r.mean_b = pc.mean_b;
+        r.mean_difference = pc.mean_difference;
+        r.wilcoxon = pc.wilcoxon;
+        r.skipped = pc.skipped;
+        sum.comparisons.push_back(std::move(r));
+    };
+    for (const auto& arm : c.arms) {
+        if (arm.guard_n <= 0) continue;
+        for (const auto& [epoch, run] : runs[arm.name])
+            add_comparison(arm.name + " (greedy)", arm.name + " + guard", epoch,
+                           compare_checkpoints(run.first, with_n_pre_from(run.second, "n_pre_generated"), run.first,
+                                               with_n_pre_from(run.second, "guard_n_pre")));
     }
 
     for (const auto& cmp : c.comparisons) {
         for (const auto& [epoch, a_run] : runs[cmp.a]) {
             const auto bit = runs[cmp.b].find(epoch);
             if (bit == runs[cmp.b].end()) continue;
-            const PairedComparison pc =
-                compare_checkpoints(a_run.first, a_run.second, bit->second.first, bit->second.second);
-            StudyComparisonResult r;
-            r.a = cmp.a;
-            r.b = cmp.b;
-            r.epoch = epoch;
-            r.n_shared = pc.n_shared;
-            r.mean_a = pc.mean_a;
-            r.mean_b = pc.mean_b;
-            r.mean_difference = pc.mean_difference;
-            r.wilcoxon = pc.wilcoxon;
-            r.skipped = pc.skipped;
-            sum.comparisons.push_back(std::move(r));
+            add_comparison(cmp.a, cmp.b, epoch,
+                           compare_checkpoints(a_run.first, a_run.second, bit->second.first, bit->second.second));
         }
     }
 
@@ -433,14 +590,24 @@ StudySummary write_study_report(const StudyConfig& c, const std::string& out_dir
     j["arms"] = nlohmann::json::array();
     for (const auto& a : sum.arms) {
         nlohmann::json ja = {{"name", a.name}, {"n_train_samples", a.n_train_samples}};
+        if (!a.mitigation.empty()) ja["mitigation"] = a.mitigation;
         ja["sources"] = nlohmann::json::array();
         for (const auto& s : a.sources) ja["sources"].push_back({{"dataset", s.dataset}, {"n", s.n}});
         ja["checkpoints"] = nlohmann::json::array();
-        for (const auto& p : a.points)
-            ja["checkpoints"].push_back({{"run_id", p.run_id}, {"epoch", p.epoch}, {"step", p.step},
-                                         {"train_loss", jnum(p.train_loss)}, {"n_samples", p.n_samples},
-                                         {"mean_n_pre", jnum(p.mean_n_pre)}, {"p99_n_pre", jnum(p.p99_n_pre)},
-                                         {"max_n_pre", jnum(p.max_n_pre)}, {"n_exact", p.n_exact}});
+        for (const auto& p : a.points) {
+            nlohmann::json jp = {{"run_id", p.run_id}, {"epoch", p.epoch}, {"step", p.step},
+                                 {"train_loss", jnum(p.train_loss)}, {"held_out_loss", jnum(p.held_out_loss)},
+                                 {"n_samples", p.n_samples}, {"mean_n_pre", jnum(p.mean_n_pre)},
+                                 {"p99_n_pre", jnum(p.p99_n_pre)}, {"max_n_pre", jnum(p.max_n_pre)},
+                                 {"n_exact", p.n_exact}, {"approx_share", jnum(p.approx_share)}};
+            if (p.guarded)
+                jp["guard"] = {{"mean_n_pre", jnum(p.guard_mean_n_pre)}, {"p99_n_pre", jnum(p.guard_p99_n_pre)},
+                               {"max_n_pre", jnum(p.guard_max_n_pre)},   {"n_exact", p.guard_n_exact},
+                               {"approx_share", jnum(p.guard_approx_share)}, {"blocked_steps", jnum(p.guard_blocked)},
+                               {"logprob_cost", jnum(p.guard_logprob_cost)}, {"greedy_mean_n_pre", jnum(p.gen_mean_n_pre)},
+                               {"greedy_max_n_pre", jnum(p.gen_max_n_pre)}, {"greedy_n_exact", p.gen_n_exact}};
+            ja["checkpoints"].push_back(jp);
+        }
         j["arms"].push_back(ja);
     }
     j["comparisons"] = nlohmann::json::array();

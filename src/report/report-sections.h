@@ -40,4 +40,10 @@ protected:
 std::string render_similarity_section(const AnalysisResult& result, const ReportInputs& inputs,
                                       const ReportParams& params);
 
+// "What does the mitigation buy?": the run's greedy outputs unguarded and
+// guarded side by side, with the paired test and the guard's cost
+// (src/report/mitigation-report.cpp). Empty when the run generated nothing.
+std::string render_mitigation_section(const AnalysisResult& result, const ReportInputs& inputs,
+                                      const ReportParams& params);
+
 }  // namespace memskew

@@ -83,6 +83,7 @@ public:
         trend_section();
         top_section();
         other_section();
+        s_ += render_mitigation_section(r_, in_, p_);
         s_ += render_similarity_section(r_, in_, p_);
         footer();
         return s_;
@@ -160,6 +161,13 @@ footer { margin-top: 36px; color: #57606a; font-size: 12.5px; }
         item("status", std::string(run_status_name(r_.run.status)));
         if (p_.redact) item("redacted", "sample texts replaced by ids and hashes");
         s_ += "</p>\n";
+        if (!r_.mitigation.applied.empty()) {
+            std::string applied;
+            for (const auto& a : r_.mitigation.applied) applied += (applied.empty() ? "" : "; ") + a;
+            s_ += "<p class=\"warn\" id=\"mitigation-applied\"><b>Mitigation applied:</b> " + h(applied) +
+                  ". The figures below are of the mitigated model or outputs; the section \"What does the mitigation "
+                  "buy?\" sets them beside the unmitigated ones where the run has both.</p>\n";
+        }
         if (r_.n_samples_without_n_pre > 0)
             note(fmt::format("{} without n_pre (NULL in the store) are left out of every statistic.",
                              plural(r_.n_samples_without_n_pre, "sample", "samples")),

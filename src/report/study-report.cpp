@@ -29,6 +29,46 @@ std::string pval(double p) {
 }
 
 
+// Arms side by side at their last epoch (METHOD M12): what each applies, the
+// tail, the exact and approximate reproduction, and what it costs (training
+// and held-out loss; for the guard, the log-probability of what it emitted).
+std::string mitigation_table(const StudySummary& sum) {
+    using report::escape_html;
+    bool any = false;
+    for (const auto& a : sum.arms) {
+        any = any || !a.mitigation.empty();
+        for (const auto& p : a.points) any = any || std::isfinite(p.held_out_loss) || std::isfinite(p.approx_share);
+    }
+    if (!any) return {};
+    std::string h =
+        "<h2>Mitigation side by side</h2>\n<p class=\"note\">At each arm's last epoch. n_pre: of the greedy output "
+        "(teacher-forced for unguarded decoding, which equals greedy generation; the guarded output's own otherwise). "
+        "Approximate: outputs within 10% normalised edit distance of the reference (a guard stops exact n-gram "
+        "copies, not near-verbatim ones). Held-out loss: mean teacher-forced loss on samples no arm trained on. "
+        "Guard cost: the model's mean log-probability of the tokens it emitted, unguarded minus guarded.</p>\n"
+        "<table id=\"table-mitigation\"><tr><th class=\"l\">arm</th><th class=\"l\">mitigation</th><th>epoch</th>"
+        "<th>mean n_pre</th><th>p99</th><th>max</th><th>exact</th><th>approximate</th><th>train loss</th>"
+        "<th>held-out loss</th><th>blocked steps</th><th>guard cost</th></tr>\n";
+    auto pct = [](double f) { return std::isfinite(f) ? report::format_number(100 * f, 3) + "%" : std::string("–"); };
+    for (const auto& a : sum.arms) {
+        if (a.points.empty()) continue;
+        const StudyPoint& p = a.points.back();
+        h += fmt::format("<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+                         "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>–</td><td>–</td></tr>\n",
+                         escape_html(a.name), escape_html(a.mitigation.empty() ? "none" : a.mitigation), p.epoch,
+                         num(p.mean_n_pre), num(p.p99_n_pre), num(p.max_n_pre), p.n_exact, pct(p.approx_share),
+                         num(p.train_loss, 4), num(p.held_out_loss, 4));
+        if (p.guarded)
+            h += fmt::format("<tr><td class=\"l\">{} + guard</td><td class=\"l\">decoding guard</td><td>{}</td>"
+                             "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+                             "<td>{}</td></tr>\n",
+                             escape_html(a.name), p.epoch, num(p.guard_mean_n_pre), num(p.guard_p99_n_pre),
+                             num(p.guard_max_n_pre), p.guard_n_exact, pct(p.guard_approx_share), num(p.train_loss, 4),
+                             num(p.held_out_loss, 4), num(p.guard_blocked), num(p.guard_logprob_cost));
+    }
+    return h + "</table>\n";
+}
+
 }  // namespace
 
 std::string study_sources_text(const std::vector<StudySource>& sources) {
@@ -65,6 +105,7 @@ std::string render_study_report(const StudySummary& sum) {
                          last ? std::to_string(last->n_exact) : "–");
     }
     h += "</table>\n";
+    h += mitigation_table(sum);
 
     // Trend charts.
     auto epoch_chart = [&](const std::string& id, const std::string& title, const std::string& ylabel, bool loss_axis) {

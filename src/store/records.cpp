@@ -148,6 +148,20 @@ MetricsRow to_metrics_row(const SampleMetrics& m, const std::vector<double>* log
         if (g.levenshtein_similarity_chars) r.lev_sim_chars = finite_or_inf(*g.levenshtein_similarity_chars);
         r.pythia_score = finite_or_inf(g.pythia_score);
         r.k_extractable = g.k_extractable;
+        r.gen_lcs = static_cast<int64_t>(g.longest_common_substring);
+        r.gen_approx = g.approximately_memorized;
+        r.gen_mean_logprob = finite_or_inf(g.mean_logprob);
+    }
+    if (m.guarded) {
+        const auto& g = *m.guarded;
+        r.guard_n_pre = g.n_pre_generated;
+        r.guard_exact = g.exact_match;
+        r.guard_rouge_l = g.rouge_l.f1;
+        r.guard_lev_sim_tokens = finite_or_inf(g.levenshtein_similarity_tokens);
+        r.guard_lcs = static_cast<int64_t>(g.longest_common_substring);
+        r.guard_approx = g.approximately_memorized;
+        r.guard_blocked = g.n_blocked;
+        r.guard_mean_logprob = finite_or_inf(g.mean_logprob);
     }
     return r;
 }

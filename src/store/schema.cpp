@@ -56,6 +56,18 @@ const std::vector<MetricColumn>& metric_columns() {
         d("lev_sim_chars", &R::lev_sim_chars),
         d("pythia_score", &R::pythia_score),
         b("k_extractable", &R::k_extractable),
+        // Schema version 2 (a version-1 store gains them, NULL, when upgraded).
+        i("gen_lcs", &R::gen_lcs),
+        b("gen_approx", &R::gen_approx),
+        d("gen_mean_logprob", &R::gen_mean_logprob),
+        i("guard_n_pre", &R::guard_n_pre),
+        b("guard_exact", &R::guard_exact),
+        d("guard_rouge_l", &R::guard_rouge_l),
+        d("guard_lev_sim_tokens", &R::guard_lev_sim_tokens),
+        i("guard_lcs", &R::guard_lcs),
+        b("guard_approx", &R::guard_approx),
+        i("guard_blocked", &R::guard_blocked),
+        d("guard_mean_logprob", &R::guard_mean_logprob),
     };
     return kColumns;
 }
@@ -289,20 +301,47 @@ void check_schema(const Db& db) {
         if (!have.count(t))
             throw FormatError(fmt::format("{}: the results store is corrupted (table '{}' is missing)", path, t),
                               kCorruptHint);
-    // Every metric column this build knows must exist: catches a store from a
-    // build whose schema changed without a version bump.
+}
+
+std::set<std::string> metrics_table_columns(const Db& db) {
     std::set<std::string> cols;
     Statement st(db, "PRAGMA table_info(metrics)");
     while (st.step()) cols.insert(st.column_text(1));
+    return cols;
+}
+
+// Every metric column this build knows must exist: catches a store from a
+// build whose schema changed without a version bump.
+void check_metric_columns(const Db& db) {
+    const auto cols = metrics_table_columns(db);
+    const bool old = pragma_int(db, "user_version") < kStoreSchemaVersion;
     for (const auto& c : metric_columns())
         if (!cols.count(c.name))
-            throw FormatError(fmt::format("{}: the results store lacks metrics column '{}'", path, c.name),
-                              "was it written by another memskew version? check `memskew --version`");
+            throw FormatError(fmt::format("{}: the results store lacks metrics column '{}'", db.path(), c.name),
+                              old ? "it is a version-1 store opened read-only: memskew upgrades such stores in "
+                                    "place (new tables and columns, nothing removed) when it can write the file; "
+                                    "copy it somewhere writable"
+                                  : "was it written by another memskew version? check `memskew --version`");
+}
+
+// Version 1 -> 2, in place: the similarity tables and the metric columns
+// added since (NULL for the stored samples); nothing else changed.
+void upgrade_schema(Db& db) {
+    Transaction tx(db);
+    if (pragma_int(db, "user_version") != 1) return;
+    std::string sql = similarity_tables_sql();
+    const auto cols = metrics_table_columns(db);
+    for (const auto& c : metric_columns())
+        if (!cols.count(c.name)) sql += fmt::format("ALTER TABLE metrics ADD COLUMN {} {};\n", c.name, c.as_real ? "REAL" : "INTEGER");
+    sql += fmt::format("PRAGMA user_version = {};\nUPDATE meta SET value = '{}' WHERE key = 'schema_version';\n",
+                       kStoreSchemaVersion, kStoreSchemaVersion);
+    db.exec(sql);
+    tx.commit();
 }
 
 }  // namespace
 
-void init_or_check_schema(Db& db, bool create) {
+void init_or_check_schema(Db& db, bool create, bool writable) {
     // The first read detects a file that is not SQLite at all (SQLITE_NOTADB).
     const int64_t app_id = pragma_int(db, "application_id");
     if (create && app_id == 0) {
@@ -321,17 +360,8 @@ void init_or_check_schema(Db& db, bool create) {
         }
     }
     check_schema(db);
-    if (create && pragma_int(db, "user_version") == 1) {
-        // Upgrade a version-1 store in place: it gains the (empty) similarity
-        // tables; nothing else changed between the versions.
-        Transaction tx(db);
-        if (pragma_int(db, "user_version") == 1) {
-            db.exec(similarity_tables_sql() + fmt::format("PRAGMA user_version = {};\n"
-                                                          "UPDATE meta SET value = '{}' WHERE key = 'schema_version';\n",
-                                                          kStoreSchemaVersion, kStoreSchemaVersion));
-            tx.commit();
-        }
-    }
+    if (writable && pragma_int(db, "user_version") == 1) upgrade_schema(db);
+    check_metric_columns(db);
 }
 
 bool has_table(const Db& db, const char* name) {
@@ -348,7 +378,7 @@ std::unique_ptr<Db> open_store_for_write(const std::string& path, int busy_timeo
                                   parent.string()),
                       "create the folder first, or choose another --out");
     auto db = std::make_unique<Db>(path, Db::Mode::kCreate, busy_timeout_ms);
-    init_or_check_schema(*db, /*create=*/true);
+    init_or_check_schema(*db, /*create=*/true, /*writable=*/true);
     // WAL: a crashed writer never corrupts the file, readers do not block the
     // writer. synchronous=NORMAL: a commit is durable against process crashes
     // (only a power loss may drop the last commits), at a fraction of FULL's fsyncs.
@@ -377,10 +407,10 @@ std::unique_ptr<Db> open_store_for_read(const std::string& path) {
     // write. Nothing is written otherwise.
     try {
         db = std::make_unique<Db>(path, Db::Mode::kReadWrite);
-        init_or_check_schema(*db, /*create=*/false);
+        init_or_check_schema(*db, /*create=*/false, /*writable=*/true);
     } catch (const IoError&) {
         db = std::make_unique<Db>(path, Db::Mode::kReadOnly);
-        init_or_check_schema(*db, /*create=*/false);
+        init_or_check_schema(*db, /*create=*/false, /*writable=*/false);
     }
     return db;
 }

@@ -33,8 +33,9 @@ std::string metric_select_list(const std::string& alias = {});
 
 // Creates the schema in an empty database or checks an existing one:
 // application_id, user_version and tables. FormatError for a foreign or newer
-// file. With `create` false an empty database is a FormatError too.
-void init_or_check_schema(Db& db, bool create);
+// file. With `create` false an empty database is a FormatError too. A
+// version-1 store is upgraded in place when `writable`.
+void init_or_check_schema(Db& db, bool create, bool writable);
 // Packed little-endian blobs of the similarity tables: float16 vectors and
 // uint64 signatures. Decoding throws FormatError for a length that is not a
 // whole number of values.

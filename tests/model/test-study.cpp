@@ -4,12 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
 
 #include "memskew/data.h"
 #include "memskew/error.h"
+#include "memskew/file-io.h"
 #include "memskew/store.h"
 #include "memskew/study.h"
 #include "test-util.h"
@@ -356,4 +358,79 @@ TEST(Study, DatasetTablesTakeTheSharedDatasetOptions) {
     EXPECT_EQ(got.prompt_field, expected.prompt_field);
     EXPECT_EQ(got.prompt_template.kind, expected.prompt_template.kind);
     EXPECT_EQ(got.skip_empty_reference, expected.skip_empty_reference);
+}
+
+// Issue 13: arms that apply a mitigation (Goldfish loss in training, the
+// decoding guard in probing) and the held-out split, end to end on a tiny
+// study; the page and study.json set them side by side.
+TEST(Study, MitigationArmsAndHeldOut) {
+    const std::string dir = test::temp_dir();
+    const std::string arms = R"(
+[[arms]]
+name = "std"
+data = [{ dataset = "A", n = 30 }]
+probe = { guard_n = 4 }
+
+[[arms]]
+name = "gold"
+data = [{ dataset = "A", n = 30 }]
+train = { goldfish_k = 2, goldfish_h = 3 }
+)";
+    std::string text = tiny_config(dir, arms);
+    text.replace(text.find("seed = 5"), 8, "seed = 5\nheld_out = 6");
+    const StudyConfig c = parse(dir, text);
+    ASSERT_EQ(c.arms.size(), 2u);
+    EXPECT_EQ(c.held_out, 6);
+    EXPECT_EQ(c.arms[0].guard_n, 4);
+    EXPECT_EQ(c.arms[1].train.goldfish_k, 2);
+    EXPECT_EQ(c.arms[1].train.goldfish_h, 3);
+    StudyParams p;
+    p.out_dir = dir + "/out";
+    const StudySummary s = run_study(c, p);
+    ASSERT_EQ(s.arms.size(), 2u);
+    EXPECT_EQ(s.arms[0].mitigation, "decoding guard n = 4");
+    EXPECT_EQ(s.arms[1].mitigation, "Goldfish loss k = 2, h = 3");
+    ASSERT_EQ(s.arms[0].points.size(), 2u);
+    for (const auto& a : s.arms)
+        for (const auto& pt : a.points) {
+            EXPECT_TRUE(std::isfinite(pt.held_out_loss)) << a.name << " epoch " << pt.epoch;
+            EXPECT_EQ(pt.n_samples, 30);  // the held-out runs are not points of their own
+        }
+    const StudyPoint& g = s.arms[0].points.back();
+    EXPECT_TRUE(g.guarded);
+    EXPECT_TRUE(std::isfinite(g.guard_mean_n_pre));
+    EXPECT_TRUE(std::isfinite(g.approx_share));
+    // The guarded outputs never reproduce a training 4-gram, so no output
+    // reaching 4 tokens of its reference: the guarded max n_pre is below 4.
+    EXPECT_LT(g.guard_max_n_pre, 4);
+    EXPECT_FALSE(s.arms[1].points.back().guarded);
+    // The guard's paired test and the held-out runs in the store.
+    bool guard_cmp = false;
+    for (const auto& r : s.comparisons) guard_cmp = guard_cmp || (r.a == "std (greedy)" && r.b == "std + guard");
+    EXPECT_TRUE(guard_cmp);
+    int held_out_runs = 0;
+    for (const RunInfo& r : ResultReader::open(s.store_path).runs())
+        held_out_runs += r.spec.options.value("run_label", "") == "gold/held-out";
+    EXPECT_EQ(held_out_runs, 2);
+    const std::string page = read_text_file(s.report_path);
+    EXPECT_NE(page.find("id=\"table-mitigation\""), std::string::npos);
+    EXPECT_NE(page.find("std + guard"), std::string::npos);
+    EXPECT_TRUE(fs::exists(dir + "/out/arms/std/held-out.jsonl"));
+
+    // Re-running skips everything (held-out runs included).
+    const StudySummary again = run_study(c, p);
+    EXPECT_EQ(again.arms[0].runs_probed, 0);
+    EXPECT_EQ(again.arms[1].runs_probed, 0);
+
+    // Errors name the key.
+    std::string bad = text;
+    bad.replace(bad.find("goldfish_k = 2"), 14, "goldfish_k = 1");
+    EXPECT_NE(error_of<InvalidInput>([&] { parse(dir, bad); }).find("arms[1].train.goldfish_k"), std::string::npos);
+    bad = text;
+    bad.replace(bad.find("held_out = 6"), 12, "held_out = 20");
+    const StudyConfig too_many = parse(dir, bad);
+    StudyParams q;
+    q.out_dir = dir + "/out-held";
+    const std::string m = error_of<InvalidInput>([&] { run_study(too_many, q); });
+    EXPECT_NE(m.find("study.held_out"), std::string::npos) << m;
 }

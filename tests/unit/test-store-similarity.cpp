@@ -202,28 +202,36 @@ TEST(StoreSimilarity, SaveRefusesUnknownRunsAndSamples) {
     EXPECT_EQ(count_vectors(ResultReader::open(path), run), 2);
 }
 
-TEST(StoreSimilarity, VersionOneStoreIsUpgradedForWritingAndReadAsIs) {
+TEST(StoreSimilarity, VersionOneStoreIsUpgradedInPlace) {
     const std::string path = tmp_db("v1.db");
     write_with_vectors(path, make_spec(), {0, 1});
-    // Make it a version-1 store: no similarity tables, user_version 1.
+    // Make it a version-1 store: no similarity tables, none of the metric
+    // columns version 2 added, user_version 1.
     exec(path, "DROP TABLE sample_vectors; DROP TABLE sample_similarity; DROP TABLE run_similarity; "
+               "ALTER TABLE metrics DROP COLUMN gen_lcs; ALTER TABLE metrics DROP COLUMN guard_mean_logprob; "
                "PRAGMA user_version = 1; UPDATE meta SET value = '1' WHERE key = 'schema_version';");
+    EXPECT_EQ(count_rows(path, "SELECT count(*) FROM pragma_table_info('metrics') WHERE name = 'gen_lcs'"), 0);
     {
+        // Opening it (writable) upgrades it in place; what it held is unchanged.
         const auto reader = ResultReader::open(path);
         const int64_t run = reader.only_run().run_id;
-        EXPECT_EQ(count_vectors(reader, run), 0);
+        EXPECT_EQ(count_vectors(reader, run), 0);  // the table was dropped above
         EXPECT_FALSE(load_run_similarity(reader, run));
         EXPECT_TRUE(load_sample_similarity(reader, run).empty());
+        const auto samples = reader.load_samples(run);
+        ASSERT_EQ(samples.size(), 2u);
+        EXPECT_EQ(samples[1].metrics, make_record(1, 8).metrics);
         std::ostringstream csv;
         EXPECT_EQ(export_run(reader, {}, csv), 2);
         // The similarity columns are there, empty.
         EXPECT_THAT(csv.str(), ::testing::HasSubstr(",prompt_copies,reference_copies\n"));
     }
-    EXPECT_EQ(count_rows(path, "PRAGMA user_version"), 1);
-    // A writer upgrades it in place.
-    write_with_vectors(path, make_spec(200), {0, 1});
     EXPECT_EQ(count_rows(path, "PRAGMA user_version"), kStoreSchemaVersion);
-    EXPECT_EQ(count_rows(path, "SELECT count(*) FROM sample_vectors"), 2);
+    EXPECT_EQ(count_rows(path, "SELECT count(*) FROM pragma_table_info('metrics') WHERE name = 'gen_lcs'"), 1);
+    EXPECT_EQ(count_rows(path, "SELECT count(*) FROM metrics WHERE gen_lcs IS NULL"), 2);
+    // A writer adds to it as to any store.
+    write_with_vectors(path, make_spec(200), {0, 1});
+    EXPECT_EQ(count_rows(path, "SELECT count(*) FROM sample_vectors"), 2);  // the new run's
     EXPECT_EQ(count_rows(path, "SELECT count(*) FROM samples"), 4);
 }
 

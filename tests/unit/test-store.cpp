@@ -714,11 +714,12 @@ TEST(StoreExport, CsvExactText) {
         "n_pre,length,exact,n_pre_frac,log_p_full_t1,expected_n_pre_t1,log_p_z,expected_n_pre,log_p_extract_n,"
         "log_tries,log_p_ge_5,log_p_ge_10,log_p_ge_20,log_p_ge_50,loss,perplexity,min_k_prob,min_k_plus_plus,"
         "zlib_ratio,mean_entropy,n_pre_generated,gen_exact,rouge1,rouge2,rouge_l,lev_tokens,lev_sim_tokens,"
-        "lev_chars,lev_sim_chars,pythia_score,k_extractable,extra_json,knn_sim_prompt,knn_sim_full,knn_sim_delta,"
+        "lev_chars,lev_sim_chars,pythia_score,k_extractable,gen_lcs,gen_approx,gen_mean_logprob,guard_n_pre,guard_exact,guard_rouge_l,guard_lev_sim_tokens,guard_lcs,guard_approx,guard_blocked,guard_mean_logprob,extra_json,knn_sim_prompt,knn_sim_full,"
+        "knn_sim_delta,"
         "cluster,cluster_size,prompt_copies,reference_copies\n"
-        "1,100,1,\"q,1 \"\"x\"\"\",0,12,4,2,4,0,0.5,,,-inf,,,,,,,,1.25,3.0,,,,,,,,,,,,,,,,"
+        "1,100,1,\"q,1 \"\"x\"\"\",0,12,4,2,4,0,0.5,,,-inf,,,,,,,,1.25,3.0,,,,,,,,,,,,,,,,,,,,,,,,,,,"
         "\"{\"\"note\"\":\"\"a,b\"\"}\",,,,,,,\n"
-        "1,100,1,q2,1,8,3,3,3,1,1.0,,,,,,,,,,,0.1,,,,,,3,1,1.0,,,,,,,,0,,,,,,,,\n";
+        "1,100,1,q2,1,8,3,3,3,1,1.0,,,,,,,,,,,0.1,,,,,,3,1,1.0,,,,,,,,0,,,,,,,,,,,,,,,,,,,\n";
     EXPECT_EQ(out.str(), expected);
 }
 
@@ -734,7 +735,8 @@ TEST(StoreExport, JsonlExactText) {
         R"("log_p_ge_50":null,"loss":1.25,"perplexity":3.0,"min_k_prob":null,"min_k_plus_plus":null,)"
         R"("zlib_ratio":null,"mean_entropy":null,"n_pre_generated":null,"gen_exact":null,"rouge1":null,)"
         R"("rouge2":null,"rouge_l":null,"lev_tokens":null,"lev_sim_tokens":null,"lev_chars":null,)"
-        R"("lev_sim_chars":null,"pythia_score":null,"k_extractable":null,"extra_json":{"note":"a,b"},)"
+        R"("lev_sim_chars":null,"pythia_score":null,"k_extractable":null,)"
+        R"("gen_lcs":null,"gen_approx":null,"gen_mean_logprob":null,"guard_n_pre":null,"guard_exact":null,"guard_rouge_l":null,"guard_lev_sim_tokens":null,"guard_lcs":null,"guard_approx":null,"guard_blocked":null,"guard_mean_logprob":null,"extra_json":{"note":"a,b"},)"
         R"("knn_sim_prompt":null,"knn_sim_full":null,"knn_sim_delta":null,"cluster":null,"cluster_size":null,)"
         R"("prompt_copies":null,"reference_copies":null})"
         "\n"
@@ -745,7 +747,8 @@ TEST(StoreExport, JsonlExactText) {
         R"("log_p_ge_50":null,"loss":0.1,"perplexity":null,"min_k_prob":null,"min_k_plus_plus":null,)"
         R"("zlib_ratio":null,"mean_entropy":null,"n_pre_generated":3,"gen_exact":1,"rouge1":1.0,)"
         R"("rouge2":null,"rouge_l":null,"lev_tokens":null,"lev_sim_tokens":null,"lev_chars":null,)"
-        R"("lev_sim_chars":null,"pythia_score":null,"k_extractable":0,"extra_json":null,)"
+        R"("lev_sim_chars":null,"pythia_score":null,"k_extractable":0,)"
+        R"("gen_lcs":null,"gen_approx":null,"gen_mean_logprob":null,"guard_n_pre":null,"guard_exact":null,"guard_rouge_l":null,"guard_lev_sim_tokens":null,"guard_lcs":null,"guard_approx":null,"guard_blocked":null,"guard_mean_logprob":null,"extra_json":null,)"
         R"("knn_sim_prompt":null,"knn_sim_full":null,"knn_sim_delta":null,"cluster":null,"cluster_size":null,)"
         R"("prompt_copies":null,"reference_copies":null})"
         "\n";

@@ -75,7 +75,11 @@ nlohmann::json summary_json(const ProbeSummary& s, bool generate) {
         j["generated"] = s.n_generated;
         j["n_pre_agreement"] = s.n_generated - static_cast<int64_t>(s.disagreements.size());
         j["disagreements"] = dis;
+        j["approximately_memorized"] = s.n_approx;
     }
+    if (s.guarded)
+        j["guard"] = {{"max_n_pre", s.guard_max_n_pre}, {"exact", s.guard_n_exact},
+                      {"blocked_steps", s.guard_blocked_steps}, {"approximately_memorized", s.guard_n_approx}};
     return j;
 }
 
@@ -107,6 +111,12 @@ void print_summary(const ProbeSummary& s, bool generate) {
                        s.disagreements[i].sample_id, s.disagreements[i].n_pre_teacher_forced,
                        s.disagreements[i].n_pre_generated);
     }
+    if (generate)
+        fmt::print("approximately memorized (output within 10% edit distance of the reference): {} of {}\n", s.n_approx,
+                   s.n_generated);
+    if (s.guarded)
+        fmt::print("decoding guard: max n_pre {}, {} verbatim, {} approximately memorized; {} steps blocked\n",
+                   s.guard_max_n_pre, s.guard_n_exact, s.guard_n_approx, s.guard_blocked_steps);
     if (const auto& r = s.similarity) {
         if (r->embed_dim > 0)
             fmt::print("similarity: S_input {:.3f}, S_full {:.3f}, delta S {:+.3f} ({} neighbours, {}{})\n", r->s_input,
@@ -135,8 +145,9 @@ void register_probe(CLI::App& app, Action& action) {
         int64_t top_k = 0, k_extractable = 50;
         bool generate = false, resume = false, quiet = false, json = false, no_text = false;
         bool no_embeddings = false, keep_embeddings = false;
-        std::string embed_model;
+        std::string embed_model, guard;
         int neighbours = 10;
+        int64_t guard_n = 10;
         std::vector<std::string> adapters;
     };
     auto o = std::make_shared<Opts>();
@@ -170,6 +181,11 @@ void register_probe(CLI::App& app, Action& action) {
                   "No sample embeddings: no S_input/S_full/neighbour figures (duplicates are still found)");
     cmd->add_option("--neighbours", o->neighbours, "Nearest neighbours per sample for the similarity figures")
         ->check(CLI::PositiveNumber);
+    cmd->add_option("--guard", o->guard,
+                    "With --generate: also generate with the decoding guard, which never completes an n-gram of "
+                    "this dataset's references (read with the same dataset options, encoded as `memskew train` "
+                    "encodes them); the guarded outputs' metrics are stored beside the unguarded ones");
+    cmd->add_option("--guard-n", o->guard_n, "n-gram length of the guard (default 10)");
     cmd->add_flag("--quiet,-q", o->quiet, "No progress output");
     cmd->add_flag("--json", o->json, "Print the summary as JSON on stdout");
     cmd->callback([&action, o, cmd] {
@@ -199,6 +215,14 @@ void register_probe(CLI::App& app, Action& action) {
             p.embed_model = o->embed_model;
             p.keep_embeddings = o->keep_embeddings;
             p.similarity.knn.k = o->neighbours;
+            p.guard_data = o->guard;
+            p.guard_dataset = p.data;
+            // The whole guard dataset, not the probe's selection of it.
+            p.guard_dataset.limit = 0;
+            p.guard_dataset.subset = 0;
+            p.guard_dataset.n_shards = 1;
+            p.guard_dataset.shard_index = 0;
+            p.guard_n = o->guard_n;
             if (o->no_embeddings && (o->keep_embeddings || !o->embed_model.empty()))
                 throw InvalidInput("--no-embeddings contradicts --keep-embeddings / --embed-model",
                                    "drop one of them");
