@@ -299,6 +299,14 @@ CheckpointSummary summarize_checkpoint(const RunInfo& info, const RunColumns& co
 PairedComparison compare_checkpoints(const RunInfo& a_info, const RunColumns& a, const RunInfo& b_info,
                                      const RunColumns& b);
 
+// Mean of a metric column's finite values; NaN when the column is absent or
+// holds none.
+double metric_mean(const RunColumns& columns, std::string_view metric);
+// The run's columns with n_pre taken from another integer metric column
+// (n_pre_generated, guard_n_pre: the n_pre of an output), so that
+// summarize_checkpoint and compare_checkpoints apply to generated outputs.
+RunColumns with_n_pre_from(const RunColumns& columns, std::string_view metric);
+
 struct TrendSection {
     std::string skipped;  // e.g. "one run"
     std::vector<CheckpointSummary> checkpoints;  // by step, epoch, run_id

@@ -15,46 +15,19 @@ bool has_column(const RunColumns& c, const char* name) {
     return std::find(c.metric_names.begin(), c.metric_names.end(), name) != c.metric_names.end();
 }
 
-double finite_mean(const RunColumns& c, const char* name) {
-    if (!has_column(c, name)) return NAN;
-    double sum = 0;
-    int64_t n = 0;
-    for (double v : c.metric(name))
-        if (std::isfinite(v)) {
-            sum += v;
-            ++n;
-        }
-    return n ? sum / static_cast<double>(n) : NAN;
-}
-
-// The run's columns with n_pre taken from an output's n_pre column, so the
-// one M11 summary and comparison apply to it.
-RunColumns outputs_as_n_pre(const RunColumns& c, const char* name) {
-    RunColumns out;
-    out.run_id = c.run_id;
-    out.sample_id = c.sample_id;
-    out.reference_tokens = c.reference_tokens;
-    out.length = c.length;
-    out.n_pre.assign(c.size(), -1);
-    const auto& col = c.metric(name);
-    for (std::size_t i = 0; i < c.size(); ++i)
-        if (std::isfinite(col[i])) out.n_pre[i] = static_cast<int64_t>(col[i]);
-    return out;
-}
-
 OutputSummary summarize_outputs(const RunInfo& info, const RunColumns& c, const char* n_pre, const char* approx,
                                 const char* lcs, const char* rouge_l, const char* logprob) {
     OutputSummary o;
-    const CheckpointSummary s = summarize_checkpoint(info, outputs_as_n_pre(c, n_pre));
+    const CheckpointSummary s = summarize_checkpoint(info, with_n_pre_from(c, n_pre));
     o.n = s.n_samples;
     o.mean_n_pre = s.mean;
     o.p99_n_pre = s.p99;
     o.max_n_pre = s.max;
     o.n_exact = s.n_exact;
-    o.approx_share = finite_mean(c, approx);
-    o.mean_lcs = finite_mean(c, lcs);
-    o.mean_rouge_l = finite_mean(c, rouge_l);
-    o.mean_logprob = finite_mean(c, logprob);
+    o.approx_share = metric_mean(c, approx);
+    o.mean_lcs = metric_mean(c, lcs);
+    o.mean_rouge_l = metric_mean(c, rouge_l);
+    o.mean_logprob = metric_mean(c, logprob);
     return o;
 }
 
@@ -71,20 +44,51 @@ MitigationSection compute_mitigation(const RunInput& run) {
             m.applied.push_back(fmt::format("decoding guard n = {} (probe)", o["guard_n"].get<int64_t>()));
     }
     const RunColumns& c = run.columns;
-    if (!has_column(c, "n_pre_generated") || !std::isfinite(finite_mean(c, "n_pre_generated"))) {
+    if (!has_column(c, "n_pre_generated") || !std::isfinite(metric_mean(c, "n_pre_generated"))) {
         m.skipped = "the run has no generated outputs (probe with --generate)";
         return m;
     }
     m.greedy = summarize_outputs(run.info, c, "n_pre_generated", "gen_approx", "gen_lcs", "rouge_l", "gen_mean_logprob");
-    if (has_column(c, "guard_n_pre") && std::isfinite(finite_mean(c, "guard_n_pre"))) {
+    if (has_column(c, "guard_n_pre") && std::isfinite(metric_mean(c, "guard_n_pre"))) {
         m.guarded = summarize_outputs(run.info, c, "guard_n_pre", "guard_approx", "guard_lcs", "guard_rouge_l",
                                       "guard_mean_logprob");
         for (double v : c.metric("guard_blocked"))
             if (std::isfinite(v)) m.blocked_steps += static_cast<int64_t>(v);
-        m.guard_test = compare_checkpoints(run.info, outputs_as_n_pre(c, "n_pre_generated"), run.info,
-                                           outputs_as_n_pre(c, "guard_n_pre"));
+        m.guard_test = compare_checkpoints(run.info, with_n_pre_from(c, "n_pre_generated"), run.info,
+                                           with_n_pre_from(c, "guard_n_pre"));
     }
     return m;
 }
 
 }  // namespace memskew::analysis_detail
+
+namespace memskew {
+
+double metric_mean(const RunColumns& c, std::string_view name) {
+    if (std::find(c.metric_names.begin(), c.metric_names.end(), name) == c.metric_names.end()) return NAN;
+    double sum = 0;
+    int64_t n = 0;
+    for (double v : c.metric(name))
+        if (std::isfinite(v)) {
+            sum += v;
+            ++n;
+        }
+    return n ? sum / static_cast<double>(n) : NAN;
+}
+
+RunColumns with_n_pre_from(const RunColumns& c, std::string_view name) {
+    RunColumns out;
+    out.run_id = c.run_id;
+    out.sample_id = c.sample_id;
+    out.sample_index = c.sample_index;
+    out.reference_tokens = c.reference_tokens;
+    out.length = c.length;
+    out.n_pre.assign(c.size(), -1);
+    if (std::find(c.metric_names.begin(), c.metric_names.end(), name) == c.metric_names.end()) return out;
+    const auto& col = c.metric(name);
+    for (std::size_t i = 0; i < c.size(); ++i)
+        if (std::isfinite(col[i])) out.n_pre[i] = static_cast<int64_t>(col[i]);
+    return out;
+}
+
+}  // namespace memskew

@@ -423,37 +423,6 @@ StudySummary run_study(const StudyConfig& c, const StudyParams& params, const St
 namespace {
 nlohmann::json jnum(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
 
-// Mean of a metric column's finite values; NaN when there are none.
-double column_mean(const RunColumns& c, const char* name) {
-    if (std::find(c.metric_names.begin(), c.metric_names.end(), name) == c.metric_names.end()) return NAN;
-    double sum = 0;
-    int64_t n = 0;
-    for (double v : c.metric(name))
-        if (std::isfinite(v)) {
-            sum += v;
-            ++n;
-        }
-    return n ? sum / static_cast<double>(n) : NAN;
-}
-
-// The run's columns with n_pre taken from another integer metric column
-// (n_pre_generated, guard_n_pre), so the one M11 summary and comparison
-// (summarize_checkpoint, compare_checkpoints) apply to generated outputs too.
-RunColumns with_n_pre_from(const RunColumns& c, const char* name) {
-    RunColumns out;
-    out.run_id = c.run_id;
-    out.sample_id = c.sample_id;
-    out.sample_index = c.sample_index;
-    out.reference_tokens = c.reference_tokens;
-    out.length = c.length;
-    out.n_pre.assign(c.size(), -1);
-    if (std::find(c.metric_names.begin(), c.metric_names.end(), name) == c.metric_names.end()) return out;
-    const auto& col = c.metric(name);
-    for (std::size_t i = 0; i < c.size(); ++i)
-        if (std::isfinite(col[i])) out.n_pre[i] = static_cast<int64_t>(col[i]);
-    return out;
-}
-
 std::string mitigation_text(const StudyArm& arm) {
     std::string s;
     if (arm.train.goldfish_k >= 2)
@@ -487,7 +456,7 @@ StudySummary write_study_report(const StudyConfig& c, const std::string& out_dir
             const int64_t epoch = r.spec.checkpoint_epoch.value_or(0);
             constexpr std::string_view kHeldOut = "/held-out";
             if (label.size() > kHeldOut.size() && label.compare(label.size() - kHeldOut.size(), kHeldOut.size(), kHeldOut) == 0) {
-                held_out_loss[label.substr(0, label.size() - kHeldOut.size())][epoch] = column_mean(cols, "loss");
+                held_out_loss[label.substr(0, label.size() - kHeldOut.size())][epoch] = metric_mean(cols, "loss");
                 continue;
             }
             const CheckpointSummary cs = summarize_checkpoint(r, cols);
@@ -501,8 +470,8 @@ StudySummary write_study_report(const StudyConfig& c, const std::string& out_dir
             pt.p99_n_pre = cs.p99;
             pt.max_n_pre = cs.max;
             pt.n_exact = cs.n_exact;
-            pt.approx_share = column_mean(cols, "gen_approx");
-            if (std::isfinite(column_mean(cols, "guard_n_pre"))) {
+            pt.approx_share = metric_mean(cols, "gen_approx");
+            if (std::isfinite(metric_mean(cols, "guard_n_pre"))) {
                 const CheckpointSummary g = summarize_checkpoint(r, with_n_pre_from(cols, "guard_n_pre"));
                 const CheckpointSummary u = summarize_checkpoint(r, with_n_pre_from(cols, "n_pre_generated"));
                 pt.guarded = true;
@@ -513,9 +482,9 @@ StudySummary write_study_report(const StudyConfig& c, const std::string& out_dir
                 pt.gen_mean_n_pre = u.mean;
                 pt.gen_max_n_pre = u.max;
                 pt.gen_n_exact = u.n_exact;
-                pt.guard_approx_share = column_mean(cols, "guard_approx");
-                pt.guard_blocked = column_mean(cols, "guard_blocked");
-                pt.guard_logprob_cost = column_mean(cols, "gen_mean_logprob") - column_mean(cols, "guard_mean_logprob");
+                pt.guard_approx_share = metric_mean(cols, "guard_approx");
+                pt.guard_blocked = metric_mean(cols, "guard_blocked");
+                pt.guard_logprob_cost = metric_mean(cols, "gen_mean_logprob") - metric_mean(cols, "guard_mean_logprob");
             }
             // A later run of the same (arm, epoch) replaces an earlier one.
             points[label][pt.epoch] = pt;
