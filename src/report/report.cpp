@@ -40,7 +40,6 @@ constexpr const char* kTeal = "#2f8f89";
 
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-std::string h(std::string_view s) { return escape_html(s); }
 
 std::string pct(double fraction) {
     if (!std::isfinite(fraction)) return "n/a";

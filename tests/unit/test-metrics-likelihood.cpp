@@ -179,7 +179,7 @@ TEST(SampleMetrics, EverythingPresent) {
     in.tokens.sampling_log_prob = {std::log(0.5), std::log(0.5), std::log(0.5), std::log(0.5)};
     in.reference_tokens = {1, 2, 3, 4};
     in.reference_text = "caf\u00e9";
-    in.generated = GeneratedOutput{{1, 2, 9, 4}, std::string("cafe")};
+    in.generated = GeneratedOutput{{1, 2, 9, 4}, std::string("cafe"), {}, 0};
     SampleMetricsParams params;
     params.k_extractable = 2;
     params.n_tries = 10;
@@ -216,7 +216,7 @@ TEST(SampleMetrics, EverythingPresent) {
 TEST(SampleMetrics, GenerationWithoutTextOrLongEnoughReference) {
     SampleInputs in = base_inputs();
     in.reference_tokens = {1, 2, 3, 4};
-    in.generated = GeneratedOutput{{1, 2, 3, 4}, std::nullopt};
+    in.generated = GeneratedOutput{{1, 2, 3, 4}, std::nullopt, {}, 0};
     SampleMetrics m = compute_sample_metrics(in);  // default k = 50 > L = 4
     ASSERT_TRUE(m.generation.has_value());
     EXPECT_TRUE(m.generation->exact_match);
@@ -238,7 +238,7 @@ TEST(SampleMetrics, InconsistentInputs) {
     EXPECT_THROW(compute_sample_metrics(in), InvalidInput);
 
     in = base_inputs();
-    in.generated = GeneratedOutput{{1, 2}, std::nullopt};  // no reference tokens
+    in.generated = GeneratedOutput{{1, 2}, std::nullopt, {}, 0};  // no reference tokens
     EXPECT_THROW(compute_sample_metrics(in), InvalidInput);
 
     in = base_inputs();
