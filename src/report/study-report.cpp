@@ -182,13 +182,33 @@ std::string render_study_report(const StudySummary& sum) {
     h += "<h2>Per checkpoint</h2>\n";
     for (const auto& a : sum.arms) {
         h += "<h3>" + escape_html(a.name) + " <span class=\"note\">(" + escape_html(study_sources_text(a.sources)) + ")</span></h3>\n";
+        if (!a.mitigation.empty()) h += "<p class=\"note\">Mitigation: " + escape_html(a.mitigation) + "</p>\n";
+        // Optional columns, shown when some checkpoint has them.
+        bool approx = false, held = false, guarded = false;
+        for (const auto& p : a.points) {
+            approx = approx || std::isfinite(p.approx_share);
+            held = held || std::isfinite(p.held_out_loss);
+            guarded = guarded || p.guarded;
+        }
         h += "<table class=\"table-arm\"><tr><th>epoch</th><th>step</th><th>loss</th><th>samples</th><th>mean n_pre</th>"
-             "<th>p99</th><th>max</th><th>exact</th><th>run</th></tr>\n";
-        for (const auto& p : a.points)
-            h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
-                             "<td>{}</td></tr>\n",
+             "<th>p99</th><th>max</th><th>exact</th>";
+        if (approx) h += "<th>approximate</th>";
+        if (held) h += "<th>held-out loss</th>";
+        if (guarded) h += "<th>guarded mean</th><th>guarded max</th><th>guarded exact</th><th>guarded approximate</th>";
+        h += "<th>run</th></tr>\n";
+        const auto share = [](double f) { return std::isfinite(f) ? report::format_number(100 * f, 3) + "%" : std::string("–"); };
+        for (const auto& p : a.points) {
+            h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
                              p.epoch, p.step, num(p.train_loss, 4), p.n_samples, num(p.mean_n_pre), num(p.p99_n_pre),
-                             num(p.max_n_pre), p.n_exact, p.run_id);
+                             num(p.max_n_pre), p.n_exact);
+            if (approx) h += "<td>" + share(p.approx_share) + "</td>";
+            if (held) h += "<td>" + num(p.held_out_loss, 4) + "</td>";
+            if (guarded)
+                h += fmt::format("<td>{}</td><td>{}</td><td>{}</td><td>{}</td>", num(p.guard_mean_n_pre),
+                                 num(p.guard_max_n_pre), p.guarded ? std::to_string(p.guard_n_exact) : "–",
+                                 share(p.guard_approx_share));
+            h += fmt::format("<td>{}</td></tr>\n", p.run_id);
+        }
         h += "</table>\n";
     }
 
