@@ -326,6 +326,10 @@ struct OutputSummary {
     double mean_logprob = NAN;        // the model's mean log-probability of the emitted tokens
 };
 
+// A run's greedy outputs summarised: the unguarded ones (n_pre_generated and
+// the gen_* columns) or, with `guarded`, the guard's (guard_* columns).
+OutputSummary summarize_outputs(const RunInfo& info, const RunColumns& columns, bool guarded);
+
 struct MitigationSection {
     // What was applied, in words with parameters: "decoding guard n = 10",
     // "Goldfish loss k = 4, h = 13" (from the run's options). Empty: nothing.

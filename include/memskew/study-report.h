@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "memskew/analysis.h"
 #include "memskew/stats.h"
 
 namespace memskew {
@@ -28,23 +29,16 @@ struct StudyPoint {
     int64_t n_samples = 0;
     double mean_n_pre = NAN, p99_n_pre = NAN, max_n_pre = NAN;
     int64_t n_exact = 0;
-    // With generation: the share of outputs within 10% normalised edit
-    // distance of the reference (approximate memorization, M12).
-    double approx_share = NAN;
     // [study] held_out: mean teacher-forced loss on the held-out samples.
     double held_out_loss = NAN;
-    // An arm probed with the decoding guard: the guarded outputs' figures
-    // (n_pre of the output), the mean blocked steps per sample, and the cost:
-    // mean log-probability of the emitted tokens, unguarded minus guarded.
-    bool guarded = false;
-    double guard_mean_n_pre = NAN, guard_p99_n_pre = NAN, guard_max_n_pre = NAN;
-    int64_t guard_n_exact = 0;
-    double guard_approx_share = NAN;
+    // With generation: the greedy outputs (approximate memorization, M12:
+    // outputs within 10% normalised edit distance of the reference).
+    std::optional<OutputSummary> greedy;
+    // An arm probed with the decoding guard: the guarded outputs, and the mean
+    // blocked steps per sample. The guard's cost is the difference of the two
+    // summaries' mean log-probabilities.
+    std::optional<OutputSummary> guarded;
     double guard_blocked = NAN;
-    double guard_logprob_cost = NAN;
-    // Unguarded generation's figures beside them (n_pre of the generated output).
-    double gen_mean_n_pre = NAN, gen_max_n_pre = NAN;
-    int64_t gen_n_exact = 0;
 };
 
 struct StudyArmResult {

@@ -15,22 +15,6 @@ bool has_column(const RunColumns& c, const char* name) {
     return std::find(c.metric_names.begin(), c.metric_names.end(), name) != c.metric_names.end();
 }
 
-OutputSummary summarize_outputs(const RunInfo& info, const RunColumns& c, const char* n_pre, const char* approx,
-                                const char* lcs, const char* rouge_l, const char* logprob) {
-    OutputSummary o;
-    const CheckpointSummary s = summarize_checkpoint(info, with_n_pre_from(c, n_pre));
-    o.n = s.n_samples;
-    o.mean_n_pre = s.mean;
-    o.p99_n_pre = s.p99;
-    o.max_n_pre = s.max;
-    o.n_exact = s.n_exact;
-    o.approx_share = metric_mean(c, approx);
-    o.mean_lcs = metric_mean(c, lcs);
-    o.mean_rouge_l = metric_mean(c, rouge_l);
-    o.mean_logprob = metric_mean(c, logprob);
-    return o;
-}
-
 }  // namespace
 
 MitigationSection compute_mitigation(const RunInput& run) {
@@ -48,10 +32,9 @@ MitigationSection compute_mitigation(const RunInput& run) {
         m.skipped = "the run has no generated outputs (probe with --generate)";
         return m;
     }
-    m.greedy = summarize_outputs(run.info, c, "n_pre_generated", "gen_approx", "gen_lcs", "rouge_l", "gen_mean_logprob");
+    m.greedy = summarize_outputs(run.info, c, false);
     if (has_column(c, "guard_n_pre") && std::isfinite(metric_mean(c, "guard_n_pre"))) {
-        m.guarded = summarize_outputs(run.info, c, "guard_n_pre", "guard_approx", "guard_lcs", "guard_rouge_l",
-                                      "guard_mean_logprob");
+        m.guarded = summarize_outputs(run.info, c, true);
         for (double v : c.metric("guard_blocked"))
             if (std::isfinite(v)) m.blocked_steps += static_cast<int64_t>(v);
         m.guard_test = compare_checkpoints(run.info, with_n_pre_from(c, "n_pre_generated"), run.info,
@@ -63,6 +46,21 @@ MitigationSection compute_mitigation(const RunInput& run) {
 }  // namespace memskew::analysis_detail
 
 namespace memskew {
+
+OutputSummary summarize_outputs(const RunInfo& info, const RunColumns& c, bool guarded) {
+    OutputSummary o;
+    const CheckpointSummary s = summarize_checkpoint(info, with_n_pre_from(c, guarded ? "guard_n_pre" : "n_pre_generated"));
+    o.n = s.n_samples;
+    o.mean_n_pre = s.mean;
+    o.p99_n_pre = s.p99;
+    o.max_n_pre = s.max;
+    o.n_exact = s.n_exact;
+    o.approx_share = metric_mean(c, guarded ? "guard_approx" : "gen_approx");
+    o.mean_lcs = metric_mean(c, guarded ? "guard_lcs" : "gen_lcs");
+    o.mean_rouge_l = metric_mean(c, guarded ? "guard_rouge_l" : "rouge_l");
+    o.mean_logprob = metric_mean(c, guarded ? "guard_mean_logprob" : "gen_mean_logprob");
+    return o;
+}
 
 double metric_mean(const RunColumns& c, std::string_view name) {
     if (std::find(c.metric_names.begin(), c.metric_names.end(), name) == c.metric_names.end()) return NAN;

@@ -470,21 +470,10 @@ StudySummary write_study_report(const StudyConfig& c, const std::string& out_dir
             pt.p99_n_pre = cs.p99;
             pt.max_n_pre = cs.max;
             pt.n_exact = cs.n_exact;
-            pt.approx_share = metric_mean(cols, "gen_approx");
+            if (std::isfinite(metric_mean(cols, "n_pre_generated"))) pt.greedy = summarize_outputs(r, cols, false);
             if (std::isfinite(metric_mean(cols, "guard_n_pre"))) {
-                const CheckpointSummary g = summarize_checkpoint(r, with_n_pre_from(cols, "guard_n_pre"));
-                const CheckpointSummary u = summarize_checkpoint(r, with_n_pre_from(cols, "n_pre_generated"));
-                pt.guarded = true;
-                pt.guard_mean_n_pre = g.mean;
-                pt.guard_p99_n_pre = g.p99;
-                pt.guard_max_n_pre = g.max;
-                pt.guard_n_exact = g.n_exact;
-                pt.gen_mean_n_pre = u.mean;
-                pt.gen_max_n_pre = u.max;
-                pt.gen_n_exact = u.n_exact;
-                pt.guard_approx_share = metric_mean(cols, "guard_approx");
+                pt.guarded = summarize_outputs(r, cols, true);
                 pt.guard_blocked = metric_mean(cols, "guard_blocked");
-                pt.guard_logprob_cost = metric_mean(cols, "gen_mean_logprob") - metric_mean(cols, "guard_mean_logprob");
             }
             // A later run of the same (arm, epoch) replaces an earlier one.
             points[label][pt.epoch] = pt;
@@ -568,13 +557,19 @@ StudySummary write_study_report(const StudyConfig& c, const std::string& out_dir
                                  {"train_loss", jnum(p.train_loss)}, {"held_out_loss", jnum(p.held_out_loss)},
                                  {"n_samples", p.n_samples}, {"mean_n_pre", jnum(p.mean_n_pre)},
                                  {"p99_n_pre", jnum(p.p99_n_pre)}, {"max_n_pre", jnum(p.max_n_pre)},
-                                 {"n_exact", p.n_exact}, {"approx_share", jnum(p.approx_share)}};
+                                 {"n_exact", p.n_exact},
+                                 {"approx_share", jnum(p.greedy ? p.greedy->approx_share : NAN)}};
             if (p.guarded)
-                jp["guard"] = {{"mean_n_pre", jnum(p.guard_mean_n_pre)}, {"p99_n_pre", jnum(p.guard_p99_n_pre)},
-                               {"max_n_pre", jnum(p.guard_max_n_pre)},   {"n_exact", p.guard_n_exact},
-                               {"approx_share", jnum(p.guard_approx_share)}, {"blocked_steps", jnum(p.guard_blocked)},
-                               {"logprob_cost", jnum(p.guard_logprob_cost)}, {"greedy_mean_n_pre", jnum(p.gen_mean_n_pre)},
-                               {"greedy_max_n_pre", jnum(p.gen_max_n_pre)}, {"greedy_n_exact", p.gen_n_exact}};
+                jp["guard"] = {{"mean_n_pre", jnum(p.guarded->mean_n_pre)},
+                               {"p99_n_pre", jnum(p.guarded->p99_n_pre)},
+                               {"max_n_pre", jnum(p.guarded->max_n_pre)},
+                               {"n_exact", p.guarded->n_exact},
+                               {"approx_share", jnum(p.guarded->approx_share)},
+                               {"blocked_steps", jnum(p.guard_blocked)},
+                               {"logprob_cost", jnum(p.greedy ? p.greedy->mean_logprob - p.guarded->mean_logprob : NAN)},
+                               {"greedy_mean_n_pre", jnum(p.greedy ? p.greedy->mean_n_pre : NAN)},
+                               {"greedy_max_n_pre", jnum(p.greedy ? p.greedy->max_n_pre : NAN)},
+                               {"greedy_n_exact", p.greedy ? p.greedy->n_exact : 0}};
             ja["checkpoints"].push_back(jp);
         }
         j["arms"].push_back(ja);

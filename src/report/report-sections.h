@@ -4,7 +4,10 @@
 
 #include <fmt/format.h>
 
+#include <cstdint>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "memskew/report.h"
 #include "report/svg.h"
@@ -32,6 +35,17 @@ protected:
         s_ += "<figure>\n" + c.render() + "<figcaption>" + caption_html + "</figcaption>\n</figure>\n";
     }
 };
+
+// The samples an n_pre scatter plot draws, as rows of RunColumns: every row
+// of `valid`, or a deterministic subsample of max_points that always keeps
+// the rows with the largest n_pre (min(200, max_points / 10) of them), which
+// are also the ones given tooltips (`labelled`).
+struct ScatterRows {
+    std::vector<std::size_t> rows;
+    std::set<std::size_t> labelled;
+};
+ScatterRows scatter_rows(const RunColumns& columns, const std::vector<std::size_t>& valid, std::size_t max_points,
+                         uint64_t seed);
 
 // "Does similarity explain it?": the S / ΔS table per checkpoint, n_pre
 // against the per-sample ΔS, n_pre by ΔS quintile and by near-duplicate

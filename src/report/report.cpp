@@ -474,23 +474,15 @@ footer { margin-top: 36px; color: #57606a; font-size: 12.5px; }
         std::vector<std::size_t> valid;
         for (std::size_t i = 0; i < c.size(); ++i)
             if (c.n_pre[i] >= 0) valid.push_back(i);
-        std::vector<double> npre_valid;
-        for (std::size_t i : valid) npre_valid.push_back(static_cast<double>(c.n_pre[i]));
-        const std::size_t n_keep = std::min<std::size_t>(200, p_.max_scatter_points / 10);
-        std::vector<std::size_t> keep_local;
-        for (const auto& t : stats::top_k(npre_valid, n_keep)) keep_local.push_back(t.index);
-        const std::vector<std::size_t> chosen_local =
-            report::subsample_indices(valid.size(), p_.max_scatter_points, 0x6d656d736b6577ULL, keep_local);
-        std::vector<std::size_t> chosen;
-        for (std::size_t k : chosen_local) chosen.push_back(valid[k]);
-        std::set<std::size_t> tooltip;
-        for (std::size_t k : keep_local) tooltip.insert(valid[k]);
+        const ScatterRows picked = scatter_rows(c, valid, p_.max_scatter_points, 0x6d656d736b6577ULL);
+        const std::vector<std::size_t>& chosen = picked.rows;
+        const std::set<std::size_t>& tooltip = picked.labelled;
 
         if (chosen.size() < valid.size()) {
             note(fmt::format("Showing {} of {} samples: a deterministic pseudo-random subsample that always keeps the "
                              "{} samples with the largest n_pre.",
                              format_number(static_cast<double>(chosen.size())),
-                             format_number(static_cast<double>(valid.size())), keep_local.size()));
+                             format_number(static_cast<double>(valid.size())), tooltip.size()));
         }
         s_ += "<div class=\"charts\">\n";
         const auto scatter = [&](const std::string& id, const std::string& metric, const std::string& ylabel,
@@ -905,6 +897,18 @@ footer { margin-top: 36px; color: #57606a; font-size: 12.5px; }
 };
 
 }  // namespace
+
+ScatterRows scatter_rows(const RunColumns& c, const std::vector<std::size_t>& valid, std::size_t max_points,
+                         uint64_t seed) {
+    std::vector<double> n_pre;
+    for (std::size_t i : valid) n_pre.push_back(static_cast<double>(c.n_pre[i]));
+    std::vector<std::size_t> keep;
+    for (const auto& t : stats::top_k(n_pre, std::min<std::size_t>(200, max_points / 10))) keep.push_back(t.index);
+    ScatterRows out;
+    for (std::size_t k : report::subsample_indices(valid.size(), max_points, seed, keep)) out.rows.push_back(valid[k]);
+    for (std::size_t k : keep) out.labelled.insert(valid[k]);
+    return out;
+}
 
 std::string render_report(const AnalysisResult& result, const ReportInputs& inputs, const ReportParams& params) {
     return Page(result, inputs, params).render();

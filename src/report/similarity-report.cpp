@@ -93,13 +93,7 @@ private:
         for (std::size_t i = 0; i < c.size(); ++i)
             if (c.n_pre[i] >= 0 && std::isfinite(s.sample_delta[i])) valid.push_back(i);
         if (valid.empty()) return;
-        std::vector<double> n_pre;
-        for (std::size_t i : valid) n_pre.push_back(static_cast<double>(c.n_pre[i]));
-        const std::size_t n_keep = std::min<std::size_t>(200, p_.max_scatter_points / 10);
-        std::vector<std::size_t> keep;
-        for (const auto& t : stats::top_k(n_pre, n_keep)) keep.push_back(t.index);
-        const auto chosen = report::subsample_indices(valid.size(), p_.max_scatter_points, 0x64656c7461ULL, keep);
-        const std::set<std::size_t> labelled(keep.begin(), keep.end());
+        const ScatterRows picked = scatter_rows(c, valid, p_.max_scatter_points, 0x64656c7461ULL);
         Chart ch;
         ch.id = "chart-similarity-scatter";
         ch.title = "n_pre vs per-sample ΔS";
@@ -107,11 +101,10 @@ private:
         ch.height = 320;
         report::Points pts;
         pts.color = "#e15759";
-        for (std::size_t k : chosen) {
-            const std::size_t i = valid[k];
+        for (std::size_t i : picked.rows) {
             pts.x.push_back(s.sample_delta[i]);
             pts.y.push_back(static_cast<double>(c.n_pre[i]));
-            pts.titles.push_back(labelled.count(k) ? fmt::format("{}: n_pre {}, ΔS_i {}", c.sample_id[i], c.n_pre[i],
+            pts.titles.push_back(picked.labelled.count(i) ? fmt::format("{}: n_pre {}, ΔS_i {}", c.sample_id[i], c.n_pre[i],
                                                                  num(s.sample_delta[i]))
                                                    : std::string());
         }
@@ -125,8 +118,8 @@ private:
             if (e.figure == "knn_sim_delta" && std::isfinite(e.spearman.statistic))
                 cap += fmt::format(" Spearman ρ = {} (n = {}, p = {}).", num(e.spearman.statistic, 2), e.n_used,
                                    format_p_value(e.spearman.p_value));
-        if (chosen.size() < valid.size())
-            cap += fmt::format(" Showing {} of {} samples (the most memorized always).", chosen.size(), valid.size());
+        if (picked.rows.size() < valid.size())
+            cap += fmt::format(" Showing {} of {} samples (the most memorized always).", picked.rows.size(), valid.size());
         figure(ch, h(cap));
     }
 

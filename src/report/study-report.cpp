@@ -37,7 +37,7 @@ std::string mitigation_table(const StudySummary& sum) {
     bool any = false;
     for (const auto& a : sum.arms) {
         any = any || !a.mitigation.empty();
-        for (const auto& p : a.points) any = any || std::isfinite(p.held_out_loss) || std::isfinite(p.approx_share);
+        for (const auto& p : a.points) any = any || std::isfinite(p.held_out_loss) || p.greedy;
     }
     if (!any) return {};
     std::string h =
@@ -56,15 +56,17 @@ std::string mitigation_table(const StudySummary& sum) {
         h += fmt::format("<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
                          "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>–</td><td>–</td></tr>\n",
                          escape_html(a.name), escape_html(a.mitigation.empty() ? "none" : a.mitigation), p.epoch,
-                         num(p.mean_n_pre), num(p.p99_n_pre), num(p.max_n_pre), p.n_exact, pct(p.approx_share),
+                         num(p.mean_n_pre), num(p.p99_n_pre), num(p.max_n_pre), p.n_exact,
+                         pct(p.greedy ? p.greedy->approx_share : NAN),
                          num(p.train_loss, 4), num(p.held_out_loss, 4));
         if (p.guarded)
             h += fmt::format("<tr><td class=\"l\">{} + guard</td><td class=\"l\">decoding guard</td><td>{}</td>"
                              "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
                              "<td>{}</td></tr>\n",
-                             escape_html(a.name), p.epoch, num(p.guard_mean_n_pre), num(p.guard_p99_n_pre),
-                             num(p.guard_max_n_pre), p.guard_n_exact, pct(p.guard_approx_share), num(p.train_loss, 4),
-                             num(p.held_out_loss, 4), num(p.guard_blocked), num(p.guard_logprob_cost));
+                             escape_html(a.name), p.epoch, num(p.guarded->mean_n_pre), num(p.guarded->p99_n_pre),
+                             num(p.guarded->max_n_pre), p.guarded->n_exact, pct(p.guarded->approx_share),
+                             num(p.train_loss, 4), num(p.held_out_loss, 4), num(p.guard_blocked),
+                             num(p.greedy ? p.greedy->mean_logprob - p.guarded->mean_logprob : NAN));
     }
     return h + "</table>\n";
 }
@@ -186,7 +188,7 @@ std::string render_study_report(const StudySummary& sum) {
         // Optional columns, shown when some checkpoint has them.
         bool approx = false, held = false, guarded = false;
         for (const auto& p : a.points) {
-            approx = approx || std::isfinite(p.approx_share);
+            approx = approx || p.greedy;
             held = held || std::isfinite(p.held_out_loss);
             guarded = guarded || p.guarded;
         }
@@ -201,12 +203,13 @@ std::string render_study_report(const StudySummary& sum) {
             h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
                              p.epoch, p.step, num(p.train_loss, 4), p.n_samples, num(p.mean_n_pre), num(p.p99_n_pre),
                              num(p.max_n_pre), p.n_exact);
-            if (approx) h += "<td>" + share(p.approx_share) + "</td>";
+            if (approx) h += "<td>" + share(p.greedy ? p.greedy->approx_share : NAN) + "</td>";
             if (held) h += "<td>" + num(p.held_out_loss, 4) + "</td>";
             if (guarded)
-                h += fmt::format("<td>{}</td><td>{}</td><td>{}</td><td>{}</td>", num(p.guard_mean_n_pre),
-                                 num(p.guard_max_n_pre), p.guarded ? std::to_string(p.guard_n_exact) : "–",
-                                 share(p.guard_approx_share));
+                h += p.guarded ? fmt::format("<td>{}</td><td>{}</td><td>{}</td><td>{}</td>", num(p.guarded->mean_n_pre),
+                                             num(p.guarded->max_n_pre), p.guarded->n_exact,
+                                             share(p.guarded->approx_share))
+                               : std::string("<td>–</td><td>–</td><td>–</td><td>–</td>");
             h += fmt::format("<td>{}</td></tr>\n", p.run_id);
         }
         h += "</table>\n";

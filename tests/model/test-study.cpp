@@ -397,13 +397,14 @@ train = { goldfish_k = 2, goldfish_h = 3 }
             EXPECT_EQ(pt.n_samples, 30);  // the held-out runs are not points of their own
         }
     const StudyPoint& g = s.arms[0].points.back();
-    EXPECT_TRUE(g.guarded);
-    EXPECT_TRUE(std::isfinite(g.guard_mean_n_pre));
-    EXPECT_TRUE(std::isfinite(g.approx_share));
+    ASSERT_TRUE(g.guarded.has_value());
+    EXPECT_TRUE(std::isfinite(g.guarded->mean_n_pre));
+    ASSERT_TRUE(g.greedy.has_value());
+    EXPECT_TRUE(std::isfinite(g.greedy->approx_share));
     // The guarded outputs never reproduce a training 4-gram, so no output
     // reaching 4 tokens of its reference: the guarded max n_pre is below 4.
-    EXPECT_LT(g.guard_max_n_pre, 4);
-    EXPECT_FALSE(s.arms[1].points.back().guarded);
+    EXPECT_LT(g.guarded->max_n_pre, 4);
+    EXPECT_FALSE(s.arms[1].points.back().guarded.has_value());
     // The guard's paired test and the held-out runs in the store.
     bool guard_cmp = false;
     for (const auto& r : s.comparisons) guard_cmp = guard_cmp || (r.a == "std (greedy)" && r.b == "std + guard");
