@@ -10,10 +10,15 @@
 //
 // Every failure (the master unreachable, its port taken, a rank that died or
 // stopped answering within the timeout) is an IoError naming this rank, the
-// operation and the cause; the group is unusable after one.
+// operation and the cause; the group is unusable after one. Each rank beats a
+// heartbeat key in the store once a second from a thread of its own, so that
+// after a failed collective the survivors can name the rank(s) whose
+// heartbeat stopped (a process that died or was killed).
 #pragma once
 
 #include <chrono>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,6 +30,12 @@ class Tensor;
 }
 
 namespace memskew {
+
+// An error as bytes another rank can rethrow: the memskew::Error type,
+// message and hint (any other exception travels as an internal error).
+std::string failure_bytes(const std::exception& e);
+// Throws the error failure_bytes() described, its message prefixed with `prefix`.
+[[noreturn]] void throw_failure(const std::string& bytes, const std::string& prefix = {});
 
 struct ProcessGroupParams {
     // How long to wait for the other ranks: to rendezvous, and in any one collective.
@@ -53,6 +64,15 @@ public:
     std::vector<std::string> gather_to_root(const std::string& bytes);
     // Every rank gets rank `root`'s bytes.
     std::string broadcast_bytes(const std::string& bytes, int root = 0);
+
+    // Runs fn on rank 0 alone and returns its result on every rank. When fn
+    // throws, every rank throws that error (same type, message and hint): the
+    // whole job stops with one message (a store rank 0 cannot open, say).
+    std::string from_root(const std::function<std::string()>& fn);
+    // Each rank's outcome of a step it did on its own (failure_bytes() of its
+    // error, or "" for success). When any rank failed, every rank throws the
+    // lowest failing rank's error, its message prefixed with "rank R: ".
+    void agree(const std::string& failure);
 
     struct Impl;
 

@@ -215,6 +215,13 @@ struct SampleRecord {
     bool operator==(const SampleRecord& other) const;
 };
 
+// Records as bytes and back, exactly (floats bit for bit, embeddings as
+// float32): how the ranks of a distributed probe send their results to rank
+// 0, the store's one writer (src/store/record-codec.cpp). decode throws
+// FormatError for bytes that are not records.
+std::string encode_sample_records(const std::vector<SampleRecord>& records);
+std::vector<SampleRecord> decode_sample_records(const std::string& bytes);
+
 // ---------------------------------------------------------------------------
 // Blob encoding: little-endian packed arrays (uint8, int32, float32)
 // ---------------------------------------------------------------------------

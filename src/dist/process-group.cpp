@@ -8,8 +8,13 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <thread>
 
 #include "memskew/error.h"
 
@@ -19,18 +24,137 @@
 
 namespace memskew {
 
+std::string failure_bytes(const std::exception& e) {
+    nlohmann::json j;
+    if (const auto* err = dynamic_cast<const Error*>(&e)) {
+        j["type"] = err->exit_code() == ExitCode::kInvalidInput ? "invalid"
+                    : err->exit_code() == ExitCode::kFormat     ? "format"
+                    : err->exit_code() == ExitCode::kIo         ? "io"
+                                                                : "internal";
+        j["message"] = err->message();
+        j["hint"] = err->hint();
+    } else {
+        j["type"] = "internal";
+        j["message"] = e.what();
+        j["hint"] = "";
+    }
+    return j.dump();
+}
+
+void throw_failure(const std::string& bytes, const std::string& prefix) {
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(bytes);
+    } catch (const nlohmann::json::exception&) {
+        throw IoError(prefix + "another rank failed and sent an unreadable error",
+                      "the ranks of one job must run the same memskew build");
+    }
+    const std::string type = j.value("type", "internal");
+    const std::string message = prefix + j.value("message", "");
+    const std::string hint = j.value("hint", "");
+    if (type == "invalid") throw InvalidInput(message, hint);
+    if (type == "format") throw FormatError(message, hint);
+    if (type == "io") throw IoError(message, hint);
+    throw std::runtime_error(message);
+}
+
+namespace {
+
+constexpr auto kBeatInterval = std::chrono::milliseconds(400);
+
+std::string beat_key(int rank) { return "memskew-beat/" + std::to_string(rank); }
+
+std::string join_ranks(const std::vector<int>& ranks) {
+    std::string out;
+    for (std::size_t i = 0; i < ranks.size(); ++i) out += (i ? ", " : "") + std::to_string(ranks[i]);
+    return out;
+}
+
+}  // namespace
+
 struct ProcessGroup::Impl {
     DistEnv env;
+    bool agent_store = false;
     c10::intrusive_ptr<c10d::Store> store;
     c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+    // The heartbeat: its own store connection (c10d's clients are not meant
+    // to be shared across threads) and the thread that beats.
+    c10::intrusive_ptr<c10d::Store> beat_store;
+    std::thread beat_thread;
+    std::mutex beat_mutex;
+    std::condition_variable beat_cv;
+    bool stopping = false;
 
-    // Runs a c10d step; any failure becomes an IoError naming the rank and the step.
+    ~Impl() {
+        if (beat_thread.joinable()) {
+            {
+                std::lock_guard<std::mutex> lock(beat_mutex);
+                stopping = true;
+            }
+            beat_cv.notify_all();
+            beat_thread.join();
+        }
+    }
+
+    void start_heartbeat(c10::intrusive_ptr<c10d::Store> s) {
+        beat_store = std::move(s);
+        beat_thread = std::thread([this] {
+            int64_t n = 0;
+            std::unique_lock<std::mutex> lock(beat_mutex);
+            while (!stopping) {
+                try {
+                    const std::string v = std::to_string(++n);
+                    beat_store->set(beat_key(env.rank), std::vector<uint8_t>(v.begin(), v.end()));
+                } catch (const std::exception&) {
+                    return;  // the store is gone: the collectives will say so
+                }
+                beat_cv.wait_for(lock, kBeatInterval);
+            }
+        });
+    }
+
+    // After a failed collective: which other ranks' heartbeats have stopped
+    // (two readings a few beats apart), as a sentence; "" when all beat.
+    std::string lost_ranks() {
+        if (!beat_store) return {};
+        try {
+            auto reading = [&] {
+                // The beat thread's connection, used in turn (never across the
+                // sleep: this rank must keep beating while it looks).
+                const std::lock_guard<std::mutex> lock(beat_mutex);
+                std::vector<std::string> v(static_cast<std::size_t>(env.world_size));
+                for (int r = 0; r < env.world_size; ++r)
+                    if (beat_store->check({beat_key(r)})) {
+                        const auto b = beat_store->get(beat_key(r));
+                        v[static_cast<std::size_t>(r)].assign(b.begin(), b.end());
+                    }
+                return v;
+            };
+            const auto first = reading();
+            std::this_thread::sleep_for(kBeatInterval * 4);
+            const auto second = reading();
+            std::vector<int> lost;
+            for (int r = 0; r < env.world_size; ++r)
+                if (r != env.rank && first[static_cast<std::size_t>(r)] == second[static_cast<std::size_t>(r)])
+                    lost.push_back(r);
+            if (lost.empty()) return {};
+            return fmt::format("; rank{} {} stopped (the process died or was killed)", lost.size() > 1 ? "s" : "",
+                               join_ranks(lost));
+        } catch (const std::exception&) {
+            if (env.rank != 0 && !agent_store) return "; rank 0, which serves the rendezvous store, is gone";
+            return {};
+        }
+    }
+
+    // Runs a c10d step; any failure becomes an IoError naming the rank, the
+    // step and, when the heartbeats tell, the rank that is gone.
     template <typename Fn>
     auto guarded(const char* what, Fn&& fn) -> decltype(fn()) {
         try {
             return fn();
         } catch (const std::exception& e) {
-            throw IoError(fmt::format("rank {} of {}: {} failed: {}", env.rank, env.world_size, what, e.what()),
+            const std::string lost = lost_ranks();
+            throw IoError(fmt::format("rank {} of {}: {} failed: {}{}", env.rank, env.world_size, what, e.what(), lost),
                           "another rank died or stopped answering, or the master is unreachable; see that rank's "
                           "message; resume with --resume");
         }
@@ -52,7 +176,12 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistEnv& env, const Pr
         const char* v = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
         agent = v && std::string(v) == "True";
     }
+    impl->agent_store = agent;
     impl->guarded("the rendezvous", [&] {
+        const std::string prefix = [] {
+            const char* restart = std::getenv("TORCHELASTIC_RESTART_COUNT");
+            return std::string("/worker/attempt_") + (restart ? restart : "0");
+        }();
         c10d::TCPStoreOptions so;
         so.port = static_cast<uint16_t>(env.master_port);
         so.isServer = env.rank == 0 && !agent;
@@ -60,11 +189,7 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistEnv& env, const Pr
         so.waitWorkers = true;
         so.timeout = params.timeout;
         c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
-        if (agent) {
-            const char* restart = std::getenv("TORCHELASTIC_RESTART_COUNT");
-            store = c10::make_intrusive<c10d::PrefixStore>(
-                std::string("/worker/attempt_") + (restart ? restart : "0"), store);
-        }
+        if (agent) store = c10::make_intrusive<c10d::PrefixStore>(prefix, store);
         impl->store = store;
         auto opts = c10d::ProcessGroupGloo::Options::create(params.timeout);
         // Each rank binds its own address: GLOO_SOCKET_IFNAME when set (as
@@ -75,6 +200,14 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistEnv& env, const Pr
         opts->threads = params.gloo_threads;
         impl->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(c10::make_intrusive<c10d::PrefixStore>("memskew", store),
                                                               env.rank, env.world_size, opts);
+        // The heartbeat's own client connection to the same store.
+        c10d::TCPStoreOptions bo;
+        bo.port = so.port;
+        bo.isServer = false;
+        bo.timeout = std::chrono::seconds(10);
+        c10::intrusive_ptr<c10d::Store> beat = c10::make_intrusive<c10d::TCPStore>(env.master_addr, bo);
+        if (agent) beat = c10::make_intrusive<c10d::PrefixStore>(prefix, beat);
+        impl->start_heartbeat(beat);
     });
     return std::unique_ptr<ProcessGroup>(new ProcessGroup(std::move(impl)));
 }
@@ -137,6 +270,41 @@ std::string ProcessGroup::broadcast_bytes(const std::string& bytes, int root) {
         impl_->pg->broadcast(data, bo)->wait();
         return std::string(reinterpret_cast<const char*>(data[0].data_ptr<uint8_t>()), static_cast<std::size_t>(n));
     });
+}
+
+std::string ProcessGroup::from_root(const std::function<std::string()>& fn) {
+    if (!impl_->pg) return fn();
+    // 'R' + the result, or 'E' + failure_bytes().
+    std::string outcome;
+    if (impl_->env.rank == 0) {
+        try {
+            outcome = "R" + fn();
+        } catch (const std::exception& e) {
+            outcome = "E" + failure_bytes(e);
+        }
+    }
+    outcome = broadcast_bytes(outcome, 0);
+    if (outcome.empty()) throw IoError(fmt::format("rank {}: rank 0 sent nothing", impl_->env.rank));
+    if (outcome[0] == 'E') throw_failure(outcome.substr(1));
+    return outcome.substr(1);
+}
+
+void ProcessGroup::agree(const std::string& failure) {
+    if (!impl_->pg) {
+        if (!failure.empty()) throw_failure(failure);
+        return;
+    }
+    const auto all = gather_to_root(failure);
+    std::string verdict;  // "" or the decimal rank, a space, its failure
+    for (std::size_t r = 0; r < all.size(); ++r)
+        if (!all[r].empty()) {
+            verdict = std::to_string(r) + " " + all[r];
+            break;
+        }
+    verdict = broadcast_bytes(verdict, 0);
+    if (verdict.empty()) return;
+    const auto space = verdict.find(' ');
+    throw_failure(verdict.substr(space + 1), fmt::format("rank {}: ", verdict.substr(0, space)));
 }
 
 }  // namespace memskew

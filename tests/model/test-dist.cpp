@@ -98,6 +98,8 @@ TEST(DistWorker, Run) {
             FAIL() << "a collective with a dead rank succeeded";
         } catch (const IoError& e) {
             EXPECT_NE(e.message().find(fmt::format("rank {} of {}", R, W)), std::string::npos) << e.message();
+            // The heartbeats name the rank that is gone.
+            EXPECT_NE(e.message().find(fmt::format("rank {} stopped", die)), std::string::npos) << e.message();
         }
         return;
     }
@@ -113,6 +115,25 @@ TEST(DistWorker, Run) {
         EXPECT_TRUE(got.empty());
     }
     EXPECT_EQ(pg->broadcast_bytes(R == W - 1 ? "from the last rank" : "ignored", W - 1), "from the last rank");
+    // Rank 0's result, and its error, reach every rank (fn runs on rank 0 only).
+    EXPECT_EQ(pg->from_root([&] { return fmt::format("made by rank {}", R); }), "made by rank 0");
+    try {
+        pg->from_root([]() -> std::string { throw InvalidInput("the store is foreign", "use another --out"); });
+        ADD_FAILURE() << "rank 0's error did not reach rank " << R;
+    } catch (const InvalidInput& e) {
+        EXPECT_EQ(e.message(), "the store is foreign");
+        EXPECT_EQ(e.hint(), "use another --out");
+    }
+    // Every rank's own outcome: all fine, then the last rank fails (with its
+    // error type) and every rank throws it, naming that rank.
+    pg->agree("");
+    try {
+        pg->agree(R == W - 1 ? failure_bytes(FormatError("bad bytes", "a hint")) : std::string());
+        ADD_FAILURE() << "the last rank's failure did not reach rank " << R;
+    } catch (const FormatError& e) {
+        EXPECT_EQ(e.message(), fmt::format("rank {}: bad bytes", W - 1));
+        EXPECT_EQ(e.hint(), "a hint");
+    }
     pg->barrier();
 }
 

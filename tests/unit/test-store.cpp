@@ -89,6 +89,51 @@ TEST(StoreBlob, BadLengthIsFormatError) {
     EXPECT_THROW(decode_f32(bytes, 3), FormatError);
 }
 
+// The bytes ranks send to the writer (record-codec.cpp): every field back,
+// floats bit for bit (the records hold -inf, NaN-free extras and odd shapes),
+// and malformed bytes refused.
+TEST(StoreRecordCodec, RecordsRoundTripExactly) {
+    std::vector<SampleRecord> records;
+    for (int i = 0; i < 12; ++i) records.push_back(make_record(i, i % 4 == 0 ? 0 : 17 + i));
+    records[3].tokens.reset();
+    records[5].prompt_text.reset();
+    SampleVectors v;
+    v.prompt_embedding = {0.5f, -0.25f, 1e-30f};
+    v.full_embedding = {std::numeric_limits<float>::quiet_NaN(), 0.0f, -0.0f};
+    v.minhash = {0, UINT64_MAX, 42};
+    v.prompt_hash = UINT64_MAX - 7;
+    v.reference_hash = 1;
+    records[7].vectors = v;
+    records[8].vectors = SampleVectors{};
+    const auto back = decode_sample_records(encode_sample_records(records));
+    ASSERT_EQ(back.size(), records.size());
+    for (size_t i = 0; i < records.size(); ++i) {
+        EXPECT_TRUE(back[i] == records[i]) << "record " << i;
+        EXPECT_EQ(back[i].vectors.has_value(), records[i].vectors.has_value()) << "record " << i;
+    }
+    const SampleVectors& b = *back[7].vectors;
+    ASSERT_EQ(b.full_embedding.size(), 3u);
+    EXPECT_EQ(std::memcmp(b.prompt_embedding.data(), v.prompt_embedding.data(), 12), 0);
+    EXPECT_EQ(std::memcmp(b.full_embedding.data(), v.full_embedding.data(), 12), 0);
+    EXPECT_EQ(b.minhash, v.minhash);
+    EXPECT_EQ(b.prompt_hash, v.prompt_hash);
+    EXPECT_EQ(b.reference_hash, v.reference_hash);
+    EXPECT_TRUE(back[8].vectors->minhash.empty());
+    EXPECT_TRUE(decode_sample_records(encode_sample_records({})).empty());
+}
+
+TEST(StoreRecordCodec, MalformedBytesAreFormatErrors) {
+    EXPECT_THROW(decode_sample_records(""), FormatError);
+    EXPECT_THROW(decode_sample_records("not cbor at all"), FormatError);
+    const std::string good = encode_sample_records({make_record(1)});
+    EXPECT_THROW(decode_sample_records(good.substr(0, good.size() / 2)), FormatError);
+    // Valid CBOR that is not a list of records.
+    const auto obj = nlohmann::json::to_cbor(nlohmann::json{{"id", "x"}});
+    EXPECT_THROW(decode_sample_records(std::string(obj.begin(), obj.end())), FormatError);
+    const auto rec = nlohmann::json::to_cbor(nlohmann::json::array({nlohmann::json{{"id", 5}}}));
+    EXPECT_THROW(decode_sample_records(std::string(rec.begin(), rec.end())), FormatError);
+}
+
 // ---------------------------------------------------------------------------
 // Round trip
 // ---------------------------------------------------------------------------
