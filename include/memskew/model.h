@@ -67,9 +67,17 @@ bool arch_supports_gguf(const std::string& arch);
 // ffn to 4 x dim. InvalidInput naming the bad key; validated when the model is built.
 ModelConfig parse_init_config(const std::string& spec);
 
+// The device a model runs on: "cpu", "cuda" (the first visible GPU) or
+// "cuda:N". Returns the canonical name ("cpu" or "cuda:N"). Throws
+// InvalidInput for any other spelling, and for a GPU this process cannot use
+// (a LibTorch build without CUDA, no visible GPU, N >= the GPU count): callers
+// check a device here before they write anything.
+std::string parse_device(const std::string& device);
+
 struct LoadParams {
-    DType dtype = DType::kF32;  // compute dtype; weights are converted at load
-    int n_threads = 0;          // 0: all cores
+    DType dtype = DType::kF32;   // compute dtype; weights are converted at load
+    int n_threads = 0;           // 0: all cores (CPU work: also the engine's per-token statistics)
+    std::string device = "cpu";  // parse_device(); weights are read on the CPU, then moved there
 };
 
 class Model {
@@ -100,6 +108,9 @@ public:
     const ModelConfig& config() const;
     const Tokenizer& tokenizer() const;
     DType dtype() const;
+    // Where the weights live and every forward pass runs: parse_device()'s
+    // canonical name ("cpu", "cuda:0", ...).
+    const std::string& device() const;
     const std::string& path() const;
 
     struct Impl;  // LibTorch internals: src/model/model-impl.h

@@ -88,23 +88,35 @@ void check_tokens(const std::vector<int32_t>& ids, int64_t n_vocab, const char* 
 }
 
 // Right-padded [B, T] ids with positions 0..T-1 (padding gets positions too;
-// the attention mask keeps real tokens from seeing it).
+// the attention mask keeps real tokens from seeing it), on the model's device.
 struct PaddedBatch {
     torch::Tensor ids;  // [B, T] int64
     torch::Tensor pos;  // [B, T] int64
 };
 
-PaddedBatch pad_right(const std::vector<std::vector<int32_t>>& seqs) {
+PaddedBatch pad_right(const std::vector<std::vector<int32_t>>& seqs, const torch::Device& device) {
     const int64_t B = static_cast<int64_t>(seqs.size());
     int64_t T = 1;
     for (const auto& s : seqs) T = std::max<int64_t>(T, static_cast<int64_t>(s.size()));
-    auto ids = torch::zeros({B, T}, torch::kLong);
+    auto ids = torch::zeros({B, T}, torch::kLong);  // filled on the CPU, then one copy
     auto acc = ids.accessor<int64_t, 2>();
     for (int64_t b = 0; b < B; ++b)
         for (size_t t = 0; t < seqs[b].size(); ++t) acc[b][t] = seqs[b][t];
-    auto pos = torch::arange(T, torch::kLong).unsqueeze(0).expand({B, T}).contiguous();
-    return {ids, pos};
+    auto pos = torch::arange(T, torch::TensorOptions().dtype(torch::kLong).device(device))
+                   .unsqueeze(0)
+                   .expand({B, T})
+                   .contiguous();
+    return {ids.to(device), pos};
 }
+
+// An int64 index tensor on `device`.
+torch::Tensor index_tensor(const std::vector<int64_t>& v, const torch::Device& device) {
+    return torch::tensor(v, torch::kLong).to(device);
+}
+
+// Logits (or any result) where the row kernels and data_ptr can read them:
+// contiguous on the CPU (a no-op for a CPU model).
+torch::Tensor on_host(const torch::Tensor& t) { return t.to(torch::kCPU).contiguous(); }
 
 // log p^T of each row's target under the sampling transform (the one rule,
 // memskew/sampling.h), written at [offset, offset + n). logits: [n, V] fp32.
@@ -214,6 +226,7 @@ std::vector<TokenScores> Engine::score(const std::vector<ScoreRequest>& batch, c
     if (batch.empty()) return {};
     c10::InferenceMode guard;
     auto& net = *model_impl(*model_).net;
+    const torch::Device device = net.device();
     const ModelConfig& cfg = model_->config();
     if (params.sampling) check_sampling_params(*params.sampling);
     // The identity transform's log p^T is the log-probability row_stats computes.
@@ -257,7 +270,7 @@ std::vector<TokenScores> Engine::score(const std::vector<ScoreRequest>& batch, c
     const ReferenceRows ref_rows = reference_rows(prompt_lens, reference_lens, T);
     const int64_t Tk = ref_rows.kept;  // kept positions per sequence
     const std::vector<int64_t>& rows = ref_rows.rows;
-    auto padded = pad_right(seqs);
+    auto padded = pad_right(seqs, device);
     // Embeddings need every position's final hidden state; scores only those
     // from the first reference row on.
     const auto h_all = params.embeddings ? net.forward_hidden_tail(padded.ids, padded.pos, 0)  // [B, T, D]
@@ -266,14 +279,14 @@ std::vector<TokenScores> Engine::score(const std::vector<ScoreRequest>& batch, c
                                : net.forward_hidden_tail(padded.ids, padded.pos, ref_rows.first);  // [B, Tk, D]
     auto h_flat = h.reshape({B * Tk, cfg.dim});                                                   // [B*Tk, D]
     const int64_t N = static_cast<int64_t>(rows.size());
-    auto rows_t = torch::tensor(rows, torch::kLong);
+    auto rows_t = index_tensor(rows, device);
 
     std::vector<int64_t> argmax_v(N), rank_v(N);
     std::vector<float> logprob_v(N), entropy_v(N), top1_v(N), var_v(N), samp_v(sampling_rows_needed ? N : 0);
     const int64_t C = std::max<int64_t>(1, params.chunk_rows);
     for (int64_t start = 0; start < N; start += C) {
         const int64_t n = std::min(C, N - start);
-        auto logits = net.project(h_flat.index_select(0, rows_t.narrow(0, start, n))).contiguous();  // [C, V]
+        auto logits = on_host(net.project(h_flat.index_select(0, rows_t.narrow(0, start, n))));  // [C, V]
         row_stats(logits, targets.data() + start, start, argmax_v, logprob_v, rank_v, entropy_v, top1_v, var_v);
         if (sampling_rows_needed)
             sampling_rows(logits.to(torch::kFloat).contiguous(), targets.data() + start, start, *params.sampling, samp_v);
@@ -300,7 +313,7 @@ std::vector<TokenScores> Engine::score(const std::vector<ScoreRequest>& batch, c
         // Means over the prompt positions and over every fed position as one
         // batched product: weights [B, 2, T] (1/n on the averaged positions)
         // times the hidden states [B, T, D], then unit length.
-        auto w = torch::zeros({B, 2, T}, torch::kFloat);
+        auto w = torch::zeros({B, 2, T}, torch::kFloat);  // filled on the CPU
         auto wa = w.accessor<float, 3>();
         for (int64_t b = 0; b < B; ++b) {
             const int64_t P = prompt_lens[static_cast<size_t>(b)];
@@ -308,8 +321,8 @@ std::vector<TokenScores> Engine::score(const std::vector<ScoreRequest>& batch, c
             for (int64_t t = 0; t < P; ++t) wa[b][0][t] = 1.0f / static_cast<float>(P);
             for (int64_t t = 0; t < F; ++t) wa[b][1][t] = 1.0f / static_cast<float>(F);
         }
-        auto e = torch::bmm(w, h_all.to(torch::kFloat));                   // [B, 2, D]
-        e = (e / e.norm(2, -1, true).clamp_min(1e-30)).contiguous();       // [B, 2, D]
+        auto e = torch::bmm(w.to(device), h_all.to(torch::kFloat));       // [B, 2, D]
+        e = on_host(e / e.norm(2, -1, true).clamp_min(1e-30));            // [B, 2, D]
         const float* ep = e.data_ptr<float>();
         const int64_t D = e.size(2);
         for (int64_t b = 0; b < B; ++b) {
@@ -324,6 +337,7 @@ std::vector<std::vector<float>> Engine::last_logits(const std::vector<std::vecto
     if (batch.empty()) return {};
     c10::InferenceMode guard;
     auto& net = *model_impl(*model_).net;
+    const torch::Device device = net.device();
     const ModelConfig& cfg = model_->config();
     std::vector<int64_t> rows;
     for (size_t b = 0; b < batch.size(); ++b) {
@@ -333,11 +347,11 @@ std::vector<std::vector<float>> Engine::last_logits(const std::vector<std::vecto
             throw InvalidInput(fmt::format("sequence {} ({} tokens) exceeds the model's context of {} tokens", b,
                                            batch[b].size(), cfg.max_ctx));
     }
-    auto padded = pad_right(batch);
+    auto padded = pad_right(batch, device);
     const int64_t B = padded.ids.size(0), T = padded.ids.size(1);
     for (size_t b = 0; b < batch.size(); ++b) rows.push_back(static_cast<int64_t>(b) * T + batch[b].size() - 1);
     auto h = net.forward_hidden(padded.ids, padded.pos).reshape({B * T, cfg.dim});
-    auto logits = net.project(h.index_select(0, torch::tensor(rows, torch::kLong))).to(torch::kFloat).contiguous();
+    auto logits = on_host(net.project(h.index_select(0, index_tensor(rows, device))).to(torch::kFloat));  // [B, V]
     std::vector<std::vector<float>> out;
     for (int64_t b = 0; b < B; ++b) {
         const float* p = logits[b].data_ptr<float>();
@@ -351,6 +365,7 @@ std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>&
     if (batch.empty()) return results;
     c10::InferenceMode guard;
     auto& net = *model_impl(*model_).net;
+    const torch::Device device = net.device();
     const ModelConfig& cfg = model_->config();
     const int32_t eos = model_->tokenizer().eos();
     const NgramGuard* ngram_guard = params.guard;
@@ -394,9 +409,9 @@ std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>&
         prompts.push_back(batch[b].prompt);
     }
     if (active.empty()) return results;
-    auto cache = KvCache::allocate(cfg, static_cast<int64_t>(active.size()), capacity, net.dtype());
+    auto cache = KvCache::allocate(cfg, static_cast<int64_t>(active.size()), capacity, net.dtype(), device);
     // Prefill: all prompts at once, right-padded; take each one's last real position.
-    auto padded = pad_right(prompts);
+    auto padded = pad_right(prompts, device);
     const int64_t B0 = padded.ids.size(0), T0 = padded.ids.size(1);
     auto h = net.forward_hidden(padded.ids, padded.pos, &cache).reshape({B0 * T0, cfg.dim});
     std::vector<int64_t> last_rows, cur_pos;  // cur_pos: position of the next token to feed
@@ -404,7 +419,7 @@ std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>&
         last_rows.push_back(static_cast<int64_t>(i) * T0 + static_cast<int64_t>(prompts[i].size()) - 1);
         cur_pos.push_back(static_cast<int64_t>(prompts[i].size()));
     }
-    auto logits = net.project(h.index_select(0, torch::tensor(last_rows, torch::kLong))).contiguous();  // [B, V]
+    auto logits = on_host(net.project(h.index_select(0, index_tensor(last_rows, device))));  // [B, V]
     // The guard's context per sample: prompt ‖ generated so far.
     std::vector<std::vector<int32_t>> history;
     if (ngram_guard)
@@ -458,14 +473,14 @@ std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>&
             new_pos.push_back(cur_pos[i]);
             feed.push_back(next_v[i]);
         }
-        if (keep.size() != active.size()) cache.select_rows(torch::tensor(keep, torch::kLong));
+        if (keep.size() != active.size()) cache.select_rows(index_tensor(keep, device));
         active = std::move(new_active);
         cur_pos = std::move(new_pos);
         const int64_t B = static_cast<int64_t>(active.size());
-        auto ids = torch::tensor(feed, torch::kLong).view({B, 1});
-        auto pos = torch::tensor(cur_pos, torch::kLong).view({B, 1});
+        auto ids = index_tensor(feed, device).view({B, 1});
+        auto pos = index_tensor(cur_pos, device).view({B, 1});
         auto hs = net.forward_hidden(ids, pos, &cache).view({B, cfg.dim});
-        logits = net.project(hs).contiguous();  // [B, V]
+        logits = on_host(net.project(hs));  // [B, V]
         for (auto& p : cur_pos) ++p;
     }
     return results;

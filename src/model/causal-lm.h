@@ -25,7 +25,8 @@ struct KvCache {
     std::vector<torch::Tensor> v;  // per layer [B, Hkv, S_cap, hd]
     int64_t capacity = 0;
 
-    static KvCache allocate(const ModelConfig& cfg, int64_t batch, int64_t capacity, torch::Dtype dtype);
+    static KvCache allocate(const ModelConfig& cfg, int64_t batch, int64_t capacity, torch::Dtype dtype,
+                            torch::Device device = torch::kCPU);
     // Keeps only the given batch rows (after some sequences finished).
     void select_rows(const torch::Tensor& rows);
 };
@@ -55,9 +56,14 @@ public:
 
     // Per-frequency rotary divisors (GGUF rope_freqs.weight); rotary models only.
     virtual void set_rope_freq_factors(const torch::Tensor& factors);
+    // Moves the parameters, and any tables an architecture keeps outside
+    // them (rotary cos/sin), to `device`. Inputs must then be on it too.
+    virtual void to_device(const torch::Device& device) { to(device); }
 
     const ModelConfig& config() const { return cfg_; }
     torch::Dtype dtype() const { return parameters().front().scalar_type(); }
+    // Where the weights are: every tensor fed to the model goes there.
+    torch::Device device() const { return parameters().front().device(); }
 
 protected:
     ModelConfig cfg_;

@@ -7,7 +7,10 @@
 #error "build with OpenMP (-fopenmp): at::parallel_for would run on one thread"
 #endif
 
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -54,7 +57,22 @@ int64_t row_grain(int64_t row_elems) { return std::max<int64_t>(1, kElementGrain
 
 }  // namespace
 
+namespace {
+std::atomic<bool>& fused_flag() {
+    // The environment is read once, on first use.
+    static std::atomic<bool> flag{[] {
+        const char* v = std::getenv("MEMSKEW_GENERIC_KERNELS");
+        return v == nullptr || *v == '\0' || std::strcmp(v, "0") == 0;
+    }()};
+    return flag;
+}
+}  // namespace
+
+void set_fused_enabled(bool enabled) { fused_flag().store(enabled, std::memory_order_relaxed); }
+bool fused_enabled() { return fused_flag().load(std::memory_order_relaxed); }
+
 bool supported(const torch::Tensor& x, const torch::Tensor& w) {
+    if (!fused_enabled()) return false;
     return cpu_float_or_bf16(x) && (!w.defined() || (cpu_float_or_bf16(w) && w.scalar_type() == x.scalar_type()));
 }
 
@@ -526,7 +544,7 @@ torch::Tensor dropout_mask(const torch::Tensor& x, double p) {
     at::parallel_for(0, mask.numel(), kElementGrain, [&](int64_t begin, int64_t end) {
         rows::dropout_mask_f32(out + begin, end - begin, key.seed, begin, key.p, key.scale);
     });
-    return mask;
+    return mask.to(x.device());
 }
 
 int64_t& attention_score_budget() {

@@ -3,7 +3,8 @@
 // block), parallel over rows. Without gradients the layers call the plain
 // kernels (see fused_ok); in training they call the *_autograd versions (and
 // lora_linear), whose backward passes are fused the same way. Other devices
-// and dtypes fall back to the plain LibTorch expressions. Both paths compute
+// and dtypes fall back to the plain LibTorch expressions (as does everything
+// after set_fused_enabled(false)). Both paths compute
 // the same formula in the same precision (fp32 accumulation, one rounding to
 // the compute dtype); they differ only by summation order and where a bf16
 // rounding happens (tests/model/test-kernels bounds the difference).
@@ -14,8 +15,17 @@
 namespace memskew::kernels {
 
 // True when `x` (and the optional `w`) are CPU fp32/bf16 tensors of one
-// dtype: what every kernel here takes (the *_autograd ones in training).
+// dtype: what every kernel here takes (the *_autograd ones in training), and
+// the fused kernels are enabled.
 bool supported(const torch::Tensor& x, const torch::Tensor& w = torch::Tensor());
+
+// Process-wide switch, on by default. Off, supported() (and so fused_ok() and
+// lora_linear_ok()) answers false and every layer takes the plain LibTorch
+// expressions a GPU takes: tests/model/test-device compares the two paths on
+// the CPU. MEMSKEW_GENERIC_KERNELS=1 in the environment turns it off at
+// start-up. Not meant to change while models run.
+void set_fused_enabled(bool enabled);
+bool fused_enabled();
 
 // supported(), and no gradient flows through them: the inference kernels.
 bool fused_ok(const torch::Tensor& x, const torch::Tensor& w = torch::Tensor());
@@ -88,7 +98,8 @@ torch::Tensor lora_linear(const torch::Tensor& x, const torch::Tensor& weight, c
 bool lora_linear_ok(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                     const torch::Tensor& a, const torch::Tensor& b);
 
-// A dropout mask shaped like x (fp32, contiguous): 1/(1-p) with probability
+// A dropout mask shaped like x (fp32, contiguous, on x's device; drawn on the
+// CPU, so every device drops the same elements): 1/(1-p) with probability
 // 1-p, else 0, from a counter-based hash seeded by LibTorch's default
 // generator (so torch::manual_seed makes it reproducible; p == 0 draws
 // nothing). Multiplying by it is dropout; autograd sees a product with a

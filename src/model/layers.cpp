@@ -9,10 +9,11 @@ namespace memskew {
 
 namespace F = torch::nn::functional;
 
-KvCache KvCache::allocate(const ModelConfig& cfg, int64_t batch, int64_t capacity, torch::Dtype dtype) {
+KvCache KvCache::allocate(const ModelConfig& cfg, int64_t batch, int64_t capacity, torch::Dtype dtype,
+                          torch::Device device) {
     KvCache c;
     c.capacity = capacity;
-    const auto opts = torch::TensorOptions().dtype(dtype);
+    const auto opts = torch::TensorOptions().dtype(dtype).device(device);
     for (int64_t l = 0; l < cfg.n_layers; ++l) {
         c.k.push_back(torch::zeros({batch, cfg.n_kv_heads, capacity, cfg.head_dim()}, opts));
         c.v.push_back(torch::zeros({batch, cfg.n_kv_heads, capacity, cfg.head_dim()}, opts));
@@ -69,9 +70,13 @@ void LinearImpl::attach_lora(int64_t rank, double alpha, double dropout, bool us
     {
         torch::NoGradGuard no_grad;
         // kaiming_uniform_(a=sqrt(5)) on [r, in]: U(-1/sqrt(in), 1/sqrt(in)).
+        // Drawn on the CPU, so the default CPU generator moves as it does for
+        // a CPU model whatever the device; then beside the base weight.
         const double bound = 1.0 / std::sqrt(static_cast<double>(in_features));
         lora_A->weight.uniform_(-bound, bound);
     }
+    lora_A->to(weight.device());
+    lora_B->to(weight.device());
     lora_A->weight.set_requires_grad(trainable);
     lora_B->weight.set_requires_grad(trainable);
 }
@@ -141,7 +146,12 @@ torch::Tensor activation(const std::string& name, const torch::Tensor& x) {
 Rotary::Rotary(const ModelConfig& cfg) : cfg_(cfg), rotary_dim_(cfg.rotary_dim()) { rebuild(); }
 
 void Rotary::set_freq_factors(const torch::Tensor& factors) {
-    factors_ = factors.to(torch::kDouble).reshape({-1});
+    factors_ = factors.to(torch::kCPU, torch::kDouble).reshape({-1});
+    rebuild();
+}
+
+void Rotary::to(const torch::Device& device) {
+    device_ = device;
     rebuild();
 }
 
@@ -167,8 +177,9 @@ void Rotary::rebuild() {
     auto t = torch::arange(cfg_.max_ctx, torch::kDouble);
     auto freqs = torch::outer(t, inv_freq);     // [ctx, rot/2]
     auto emb = torch::cat({freqs, freqs}, -1);  // [ctx, rot]
-    cos_ = emb.cos().to(torch::kFloat);
-    sin_ = emb.sin().to(torch::kFloat);
+    // Built in double on the CPU (the same tables whatever the device), then moved.
+    cos_ = emb.cos().to(device_, torch::kFloat);
+    sin_ = emb.sin().to(device_, torch::kFloat);
 }
 
 std::pair<torch::Tensor, torch::Tensor> Rotary::tables(const torch::Tensor& pos) const {
@@ -201,12 +212,12 @@ AttentionMask make_attention_mask(const torch::Tensor& pos, const KvCache* cache
     if (cache) {
         n_slots = pos.max().item<int64_t>() + 1;
         TORCH_CHECK(n_slots <= cache->capacity, "KV cache overflow");
-        key_pos = torch::arange(n_slots, torch::kLong).unsqueeze(0).expand({B, n_slots});
+        key_pos = torch::arange(n_slots, pos.options().dtype(torch::kLong)).unsqueeze(0).expand({B, n_slots});
     } else {
         key_pos = pos;
     }
     auto visible = key_pos.unsqueeze(1) <= pos.unsqueeze(2);  // [B, T, S]
-    auto mask = torch::zeros({B, T, n_slots}, torch::kFloat)
+    auto mask = torch::zeros({B, T, n_slots}, pos.options().dtype(torch::kFloat))
                     .masked_fill_(visible.logical_not(), -std::numeric_limits<float>::infinity())
                     .view({B, 1, 1, T, n_slots});
     torch::Tensor n_visible;

@@ -81,6 +81,8 @@ public:
     void set_freq_factors(const torch::Tensor& factors);
     // cos/sin for positions pos [B, T] -> [B, 1, T, rotary_dim] (fp32).
     std::pair<torch::Tensor, torch::Tensor> tables(const torch::Tensor& pos) const;
+    // Moves the cos/sin tables (built on the CPU) to `device`, where pos lives.
+    void to(const torch::Device& device);
     // Applies rotary to x [B, heads, T, hd] (rotating the first rotary_dim dims).
     torch::Tensor apply(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) const;
     int64_t rotary_dim() const { return rotary_dim_; }
@@ -90,7 +92,8 @@ private:
     ModelConfig cfg_;
     int64_t rotary_dim_;
     torch::Tensor factors_;
-    torch::Tensor cos_, sin_;  // [max_ctx, rotary_dim]
+    torch::Tensor cos_, sin_;  // [max_ctx, rotary_dim], on device_
+    torch::Device device_ = torch::kCPU;
 };
 
 // Additive attention mask [B, 1, 1, T, S] (0 visible, -inf hidden) and the

@@ -129,10 +129,13 @@ void load_weights(CausalLmImpl& net, const WeightFetcher& fetch) {
     }
 }
 
-void finish_loading(Model::Impl& impl, DType dtype) {
+void finish_loading(Model::Impl& impl, DType dtype, const std::string& device) {
     impl.dtype = dtype;
+    impl.device = parse_device(device);
     impl.net->eval();
+    // Convert first: a bf16 model crosses to the GPU at half the bytes.
     if (dtype == DType::kBF16) impl.net->to(torch::kBFloat16);
+    impl.net->to_device(torch::Device(impl.device));
     for (auto& p : impl.net->parameters()) p.set_requires_grad(false);
 }
 
@@ -170,7 +173,7 @@ std::unique_ptr<Model::Impl> load_gguf_model(const std::string& path, const Load
             g->dequantize_into(*f, t.data_ptr<float>());
             impl->net->set_rope_freq_factors(t);
         }
-        finish_loading(*impl, params.dtype);
+        finish_loading(*impl, params.dtype, params.device);
     });
     return impl;
 }

@@ -173,7 +173,7 @@ std::unique_ptr<Model::Impl> load_hf_model(const std::string& path, const LoadPa
                               "tokenizer.json belongs to a different model");
         }
         impl->config = c;
-        finish_loading(*impl, params.dtype);
+        finish_loading(*impl, params.dtype, params.device);
     });
     return impl;
 }

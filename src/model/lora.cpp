@@ -253,7 +253,8 @@ AdapterInfo attach_lora(Model& model, const PeftConfig& cfg, uint64_t seed, bool
         lin->attach_lora(lora_rank_for(cfg, name), lora_alpha_for(cfg, name), cfg.lora_dropout, cfg.use_rslora,
                          trainable);
         const double bound = 1.0 / std::sqrt(static_cast<double>(lin->in_features));
-        lin->lora_A->weight.uniform_(-bound, bound, gen);
+        // Drawn on the CPU from the seeded generator: the same factors on every device.
+        lin->lora_A->weight.copy_(torch::empty(lin->lora_A->weight.sizes(), torch::kFloat).uniform_(-bound, bound, gen));
         state->info.lora_modules.push_back(name);
     }
     for (const auto& [mname, mod] : to_save) {
@@ -471,7 +472,7 @@ void save_adapter(const Model& model, const std::string& folder, const PeftConfi
         SafetensorsWriter w;
         w.set_metadata("format", "pt");
         auto put = [&](const std::string& key, const torch::Tensor& t) {
-            auto f = t.detach().to(torch::kFloat).contiguous();
+            auto f = t.detach().to(torch::kCPU, torch::kFloat).contiguous();
             w.add_tensor(key, f.sizes().vec(), f.data_ptr<float>());
         };
         for (const auto& [name, lin] : wrapped) {

@@ -16,6 +16,7 @@ struct Model::Impl {
     std::shared_ptr<CausalLmImpl> net;
     std::unique_ptr<Tokenizer> tokenizer;
     DType dtype = DType::kF32;
+    std::string device = "cpu";  // canonical (parse_device)
     std::string path;
 };
 
@@ -34,10 +35,10 @@ torch::Dtype torch_dtype(DType d);
 // Fills every parameter of `net` by name: fetch(name, expected torch shape)
 // returns an fp32 tensor of that shape or throws FormatError naming the
 // source tensor. Afterwards the model is put in eval mode, converted to
-// `dtype` and frozen.
+// `dtype`, moved to `device` (a parse_device() name) and frozen.
 using WeightFetcher = std::function<torch::Tensor(const std::string& name, const std::vector<int64_t>& shape)>;
 void load_weights(CausalLmImpl& net, const WeightFetcher& fetch);
-void finish_loading(Model::Impl& impl, DType dtype);
+void finish_loading(Model::Impl& impl, DType dtype, const std::string& device);
 
 // GGUF (`llama` architecture) tensor name for a Hugging Face parameter name;
 // *permute_heads is set to the head count when the rows must be (un)permuted

@@ -27,7 +27,7 @@ void put_vocab(const Vocab& v, GgufWriter& w) {
 }
 
 void put_tensor(GgufWriter& w, const std::string& name, const torch::Tensor& t, GgmlType type) {
-    auto f = t.detach().to(torch::kFloat).contiguous();
+    auto f = t.detach().to(torch::kCPU, torch::kFloat).contiguous();
     w.add_tensor(name, f.sizes().vec(), f.data_ptr<float>(), type);
 }
 
@@ -80,6 +80,7 @@ void Model::save_gguf(const std::string& path, GgmlType stored) const {
 std::shared_ptr<Model> Model::random_llama(const ModelConfig& config, Vocab vocab, uint64_t seed,
                                            const LoadParams& params, double init_std) {
     set_compute_threads(params.n_threads);
+    parse_device(params.device);  // before any work
     auto impl = std::make_unique<Impl>();
     impl->config = config;
     impl->config.n_vocab = static_cast<int64_t>(vocab.tokens.size());
@@ -100,7 +101,7 @@ std::shared_ptr<Model> Model::random_llama(const ModelConfig& config, Vocab voca
             else p.normal_(0.0, init_std);
         }
     }
-    finish_loading(*impl, params.dtype);
+    finish_loading(*impl, params.dtype, params.device);
     return ModelAccess::make(std::move(impl));
 }
 

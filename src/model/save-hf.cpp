@@ -385,7 +385,7 @@ void write_folder(const Model::Impl& impl, const std::string& dir, GgmlType stor
     SafetensorsWriter w;
     w.set_metadata("format", "pt");
     for (const auto& item : impl.net->named_parameters()) {
-        auto t = item.value().detach().to(torch::kFloat).contiguous();
+        auto t = item.value().detach().to(torch::kCPU, torch::kFloat).contiguous();
         w.add_tensor(item.key(), t.sizes().vec(), t.data_ptr<float>(), dt);
     }
     w.write((fs::path(dir) / "model.safetensors").string());

@@ -225,7 +225,7 @@ StudyConfig parse_study_config(const std::string& toml_text, const std::string& 
     if (!mt) top.fail("model", "missing", "add [model] with path = \"model.gguf\" or init = \"dim=64,layers=2,heads=4\"");
     {
         Reader r(file, *mt, "model");
-        r.allow({"path", "init", "dtype", "threads"});
+        r.allow({"path", "init", "dtype", "threads", "device"});
         if (auto v = r.str("path")) c.model_path = resolve(base_dir, *v);
         if (auto v = r.str("init")) c.init = *v;
         if (c.model_path.empty() == c.init.empty())
@@ -233,6 +233,7 @@ StudyConfig parse_study_config(const std::string& toml_text, const std::string& 
                    "path = \"model.gguf\" (a GGUF file or Hugging Face folder) or init = \"dim=64,layers=2,heads=4\"");
         if (auto v = r.str("dtype")) c.load.dtype = r.parse("dtype", [&] { return parse_dtype(*v); });
         if (auto v = r.integer("threads", 0)) c.load.n_threads = static_cast<int>(*v);
+        if (auto v = r.str("device")) c.load.device = r.parse("device", [&] { return parse_device(*v); });
     }
 
     // [datasets.<name>]

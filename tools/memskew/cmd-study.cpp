@@ -12,7 +12,7 @@ namespace memskew::cli {
 
 void register_study(CLI::App& app, Action& action) {
     struct Opts {
-        std::string config, out;
+        std::string config, out, device;
         bool no_train = false, no_probe = false, quiet = false, json = false;
     };
     auto o = std::make_shared<Opts>();
@@ -20,13 +20,17 @@ void register_study(CLI::App& app, Action& action) {
         "study", "Run a declared training study (METHOD M11): train every arm, probe every checkpoint, one report");
     cmd->add_option("config", o->config, "Study config (TOML; see docs/study.md)")->required();
     cmd->add_option("--out,-o", o->out, "Output folder (default: [study] out); re-running resumes in it");
+    cmd->add_option("--device", o->device,
+                    "cpu, cuda or cuda:N, for training and probing: overrides [model] device (needs a CUDA LibTorch)");
     cmd->add_flag("--no-train", o->no_train, "Do not train: probe and report the arms already trained");
     cmd->add_flag("--no-probe", o->no_probe, "Only train (the report covers what the store holds)");
     cmd->add_flag("--quiet,-q", o->quiet, "No progress lines");
     cmd->add_flag("--json", o->json, "Print study.json on stdout");
     cmd->callback([&action, o] {
         action = [o] {
-            const StudyConfig config = load_study_config(o->config);
+            StudyConfig config = load_study_config(o->config);  // checks [model] device
+            if (!o->device.empty()) config.load.device = parse_device(o->device);  // before anything is written
+            config.probe.load = config.load;
             StudyParams p;
             p.out_dir = o->out;
             p.train = !o->no_train;

@@ -97,6 +97,11 @@ public:
         return torch::matmul(h, gpt_neox->embed_in->weight.t());
     }
 
+    void to_device(const torch::Device& device) override {
+        CausalLmImpl::to_device(device);
+        rotary_.to(device);
+    }
+
     Backbone gpt_neox{nullptr};
     Linear embed_out{nullptr};
 

@@ -91,6 +91,10 @@ public:
     }
 
     void set_rope_freq_factors(const torch::Tensor& factors) override { rotary_.set_freq_factors(factors); }
+    void to_device(const torch::Device& device) override {
+        CausalLmImpl::to_device(device);
+        rotary_.to(device);
+    }
 
     Backbone model{nullptr};
     Linear lm_head{nullptr};
