@@ -6,9 +6,19 @@
 // most 5%, measured on the raw scoring and on the whole probe (embeddings and
 // the run's similarity figures against --no-embeddings).
 //
-//   bench-probe [SHARED_DIR]      (default: ../shared next to the source tree)
+// Issue 14: `--nproc N` instead compares `memskew probe --nproc N --threads N`
+// (N ranks of one thread) with one process of N threads, the same command
+// otherwise, wall clock including the start, the model loads and the store
+// writes: the distribution overhead (target <= 10% of throughput).
+//
+//   bench-probe [SHARED_DIR]               (default: ../shared next to the source tree)
+//   bench-probe --nproc N [SHARED_DIR]
 #include <sys/resource.h>
 
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -145,10 +155,91 @@ Figures measure(const std::string& label, const std::string& model_path, const s
     return f;
 }
 
+// Seconds of one `memskew probe` command line (the best of `reps` runs, each into a fresh store).
+double time_probe(const std::string& args, const std::string& db, int reps) {
+    double best = 1e300;
+    for (int r = 0; r < reps; ++r) {
+        fs::remove(db);
+        const std::string cmd = fmt::format("'{}/memskew' probe {} -o '{}' -q > /dev/null", MEMSKEW_BINARY_DIR, args, db);
+        const double t0 = now();
+        if (std::system(cmd.c_str()) != 0) {
+            std::fprintf(stderr, "bench-probe: failed: %s\n", cmd.c_str());
+            std::exit(1);
+        }
+        best = std::min(best, now() - t0);
+    }
+    return best;
+}
+
+void measure_nproc(const std::string& label, const std::string& args, int64_t tokens, int nproc, const std::string& tmp) {
+    const int reps = 3;
+    // Alternated, so drifts in the machine's load hit both.
+    double one = 1e300, many = 1e300;
+    for (int r = 0; r < reps; ++r) {
+        one = std::min(one, time_probe(fmt::format("{} --threads {}", args, nproc), tmp + "/one.db", 1));
+        many = std::min(many, time_probe(fmt::format("{} --nproc {} --threads {}", args, nproc, nproc),
+                                         tmp + "/ranks.db", 1));
+    }
+    const double ratio = one / many;  // throughput of the ranks relative to one process
+    std::printf("%-28s %d ranks x 1 thread: %.2f s (%.0f tok/s) | 1 process x %d threads: %.2f s (%.0f tok/s) | "
+                "throughput ratio %.3f, overhead %.1f%% (target <= 10%%) %s\n",
+                label.c_str(), nproc, many, tokens / many, nproc, one, tokens / one, ratio, 100 * (1 - ratio),
+                ratio >= 0.9 ? "PASS" : "MISS");
+    std::fflush(stdout);
+}
+
+int run_nproc(int nproc, const std::string& shared) {
+    const std::string data = shared + "/data/medquad.jsonl";
+    const std::string stories = shared + "/models/stories260K/stories260K.gguf";
+    const std::string spm = shared + "/tokenizers/gguf/ggml-vocab-llama-spm.gguf";
+    for (const auto& f : {data, stories, spm})
+        if (!fs::exists(f)) {
+            std::fprintf(stderr, "bench-probe: missing %s (pass the shared folder)\n", f.c_str());
+            return 2;
+        }
+    const std::string tmp = (fs::temp_directory_path() / "memskew-bench-probe").string();
+    fs::create_directories(tmp);
+    std::printf("bench-probe --nproc %d: best of 3 alternated runs of the memskew CLI, wall clock (start, model "
+                "load, tokenization, scoring, store, similarity figures)\n", nproc);
+    std::printf("load average: ");
+    std::fflush(stdout);
+    std::system("cat /proc/loadavg");
+    // Tokens as the one-process probe counts them (its summary), for the rates.
+    auto tokens_of = [&](const std::string& args) {
+        const std::string db = tmp + "/count.db";
+        fs::remove(db);
+        const std::string cmd = fmt::format("'{}/memskew' probe {} -o '{}' -q --json", MEMSKEW_BINARY_DIR, args, db);
+        FILE* f = popen(cmd.c_str(), "r");
+        std::string out;
+        char buf[4096];
+        while (f && fgets(buf, sizeof buf, f)) out += buf;
+        if (f) pclose(f);
+        return nlohmann::json::parse(out).at("tokens").get<int64_t>();
+    };
+    const std::string small = fmt::format("-m '{}' -d '{}' --limit 2000 --max-reference-tokens 128", stories, data);
+    measure_nproc("stories260K f32 (2000, L<=128)", small, tokens_of(small), nproc, tmp);
+    const ModelConfig cfg = bench::llama_134m_config(/*max_ctx=*/2048);
+    const std::string big = tmp + "/random-llama-134M.gguf";
+    if (!fs::exists(big)) {
+        auto g = GgufFile::open(spm);
+        Model::random_llama(cfg, vocab_from_gguf(*g), 42)->save_gguf(big, GgmlType::kBF16);
+    }
+    const std::string large =
+        fmt::format("-m '{}' -d '{}' --limit 200 --max-reference-tokens 64 --dtype bf16", big, data);
+    measure_nproc("llama-134M bf16 (200, L<=64)", large, tokens_of(large), nproc, tmp);
+    std::printf("load average: ");
+    std::fflush(stdout);
+    std::system("cat /proc/loadavg");
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     ensure_passive_openmp(argc, argv);
+    if (argc > 2 && std::string(argv[1]) == "--nproc")
+        return run_nproc(std::atoi(argv[2]),
+                         argc > 3 ? argv[3] : std::string(MEMSKEW_SOURCE_DIR) + "/../shared");
     const std::string shared = argc > 1 ? argv[1] : std::string(MEMSKEW_SOURCE_DIR) + "/../shared";
     const std::string data = shared + "/data/medquad.jsonl";
     const std::string stories = shared + "/models/stories260K/stories260K.gguf";

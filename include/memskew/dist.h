@@ -28,6 +28,7 @@ struct DistEnv {
     int rank = 0;
     int world_size = 1;
     int local_rank = 0;
+    int local_world_size = 1;  // ranks on this machine: LOCAL_WORLD_SIZE, SLURM_NTASKS_PER_NODE
     std::string master_addr;  // empty for one process
     int master_port = 29500;
     std::string launcher = "none";  // "torchrun", "slurm" or "none"
@@ -43,6 +44,16 @@ std::map<std::string, std::string> launcher_environment();
 // WORLD_SIZE set, WORLD_SIZE > 1 without a master address, a port outside
 // 1..65535.
 DistEnv dist_env_from(const std::map<std::string, std::string>& env, const DistOptions& options = {});
+
+// CPU threads for one rank: `requested` when positive, else the machine's
+// `cores` shared by the ranks on it (at least 1), so that N ranks on one
+// machine do not each start a thread per core.
+int threads_per_rank(const DistEnv& env, int requested, int cores);
+
+// The device of one rank: "cuda" (no index) means the rank's own GPU,
+// cuda:LOCAL_RANK, as torchrun jobs place one rank per GPU; an explicit
+// "cuda:N" or "cpu" stays as given.
+std::string rank_device(const DistEnv& env, const std::string& device);
 
 // Spreads samples over `world_size` ranks by their token counts: longest
 // first (ties: lower index first) to the rank with the fewest tokens so far

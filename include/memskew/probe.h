@@ -153,14 +153,28 @@ struct ProbeSummary {
     int64_t n_approx = 0;
 };
 
+class ProcessGroup;
+
 // Probes every target of expand_probe_targets() (or model_path alone), one
-// run each in params.out_path; returns one summary per run, in order. The base
+// run each in params.out_path; returns one summary per run, in order.
+//
+// With `group` (process-group.h) of several ranks, every rank calls this with
+// the same parameters: each checks that the others probe the same run (model,
+// adapters, dataset, options: InvalidInput naming the fields otherwise),
+// scores its share of the planned batches (spread by padded tokens), and
+// sends the records to rank 0, which alone opens and writes the store and
+// computes the similarity figures. The stored runs are those of one process:
+// the same batches, so the same scores (bit-identical on CPU in fp32). Only
+// rank 0's summaries hold the run's figures; a failure on any rank ends every
+// rank with one error naming it, and whole batches stay committed, so
+// --resume continues. The base
 // model is loaded once; each adapter is attached for its run and unloaded
 // after it (so the base weights are never changed). With params.resume each
 // run resumes independently: finished runs are skipped without loading their
 // adapter, an interrupted one continues, a missing one starts.
-std::vector<ProbeSummary> run_probes(const ProbeParams& params, const ProgressFn& progress = {});
+std::vector<ProbeSummary> run_probes(const ProbeParams& params, const ProgressFn& progress = {},
+                                     ProcessGroup* group = nullptr);
 // run_probes() for a probe of exactly one run (InvalidInput otherwise).
-ProbeSummary run_probe(const ProbeParams& params, const ProgressFn& progress = {});
+ProbeSummary run_probe(const ProbeParams& params, const ProgressFn& progress = {}, ProcessGroup* group = nullptr);
 
 }  // namespace memskew

@@ -57,8 +57,12 @@ public:
     int world_size() const;
 
     void barrier();
-    // Element-wise sum over the ranks, in place, on every rank.
+    // Element-wise sum over the ranks, in place, on every rank. Gloo works
+    // in host memory: a tensor on another device travels through a CPU copy.
     void allreduce_sum(at::Tensor& tensor);
+    // Every rank's tensor takes rank `root`'s values (same shape and dtype
+    // on every rank), in place.
+    void broadcast(at::Tensor& tensor, int root = 0);
     // Rank 0 gets every rank's bytes in rank order (its own first); the other
     // ranks get an empty vector.
     std::vector<std::string> gather_to_root(const std::string& bytes);

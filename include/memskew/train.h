@@ -99,10 +99,19 @@ struct TrainSummary {
 
 using TrainProgressFn = std::function<void(const TrainProgress&)>;
 
+class ProcessGroup;
+
 // Fine-tunes `model` in place (LoRA: attaches a trainable adapter; full: all
 // weights train). Throws InvalidInput for a dataset with no usable samples, a
 // LoRA target that names no module, or parameters out of range.
-TrainSummary train_model(Model& model, const TrainParams& params, const TrainProgressFn& progress = {});
+//
+// With a group of several ranks (memskew/process-group.h), data parallel:
+// every rank calls this with the same model, data and params; each trains its
+// slice of every micro-batch, the gradients are summed over the ranks before
+// each optimizer step (the same global batch as one process), rank 0 alone
+// writes the checkpoints and calls `progress`. Null: one process.
+TrainSummary train_model(Model& model, const TrainParams& params, const TrainProgressFn& progress = {},
+                         ProcessGroup* group = nullptr);
 
 // How training turns samples into ids: the one sample encoder with the same
 // settings the probe uses for the same options, plus EOS after the reference

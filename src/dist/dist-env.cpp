@@ -16,8 +16,9 @@ namespace memskew {
 
 namespace {
 
-const char* const kVariables[] = {"RANK",          "WORLD_SIZE",   "LOCAL_RANK",    "MASTER_ADDR",
-                                  "MASTER_PORT",   "SLURM_PROCID", "SLURM_NTASKS",  "SLURM_LOCALID"};
+const char* const kVariables[] = {"RANK",         "WORLD_SIZE",   "LOCAL_RANK",    "LOCAL_WORLD_SIZE",
+                                  "MASTER_ADDR",  "MASTER_PORT",  "SLURM_PROCID",  "SLURM_NTASKS",
+                                  "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE"};
 
 // A non-negative integer variable; nullopt-like -1 when absent.
 int64_t read_int(const std::map<std::string, std::string>& env, const char* name) {
@@ -62,12 +63,18 @@ DistEnv dist_env_from(const std::map<std::string, std::string>& env, const DistO
         d.world_size = static_cast<int>(world);
         const int64_t local = read_int(env, "LOCAL_RANK");
         d.local_rank = local >= 0 ? static_cast<int>(local) : d.rank;
+        const int64_t local_world = read_int(env, "LOCAL_WORLD_SIZE");
+        d.local_world_size = local_world > 0 ? static_cast<int>(local_world) : d.world_size;
     } else if (procid >= 0 && ntasks >= 0) {
         d.launcher = "slurm";
         d.rank = static_cast<int>(procid);
         d.world_size = static_cast<int>(ntasks);
         const int64_t local = read_int(env, "SLURM_LOCALID");
         d.local_rank = local >= 0 ? static_cast<int>(local) : 0;
+        // Set with --ntasks-per-node; without it the node's share is unknown
+        // and each rank counts as alone on its node.
+        const int64_t per_node = read_int(env, "SLURM_NTASKS_PER_NODE");
+        d.local_world_size = per_node > 0 ? static_cast<int>(per_node) : 1;
     } else {
         return d;  // one process
     }
@@ -95,6 +102,16 @@ DistEnv dist_env_from(const std::map<std::string, std::string>& env, const DistO
         throw InvalidInput(fmt::format("master port {} is outside 1..65535", port), "set MASTER_PORT or --master-port");
     d.master_port = static_cast<int>(port);
     return d;
+}
+
+int threads_per_rank(const DistEnv& env, int requested, int cores) {
+    if (requested > 0) return requested;
+    return std::max(1, cores / std::max(1, env.local_world_size));
+}
+
+std::string rank_device(const DistEnv& env, const std::string& device) {
+    if (device == "cuda" && env.distributed()) return fmt::format("cuda:{}", env.local_rank);
+    return device;
 }
 
 std::vector<int> partition_by_tokens(const std::vector<int64_t>& lengths, int world_size) {

@@ -72,6 +72,18 @@ std::string join_ranks(const std::vector<int>& ranks) {
 
 }  // namespace
 
+// A c10d error's message without LibTorch's C++ backtrace, on one line.
+static std::string short_cause(const std::exception& e) {
+    const auto* c10 = dynamic_cast<const c10::Error*>(&e);
+    std::string m = c10 ? c10->what_without_backtrace() : e.what();
+    const auto trace = m.find("\nException raised from");
+    if (trace != std::string::npos) m.erase(trace);
+    for (auto& ch : m)
+        if (ch == '\n') ch = ' ';
+    while (!m.empty() && m.back() == ' ') m.pop_back();
+    return m;
+}
+
 struct ProcessGroup::Impl {
     DistEnv env;
     bool agent_store = false;
@@ -153,8 +165,14 @@ struct ProcessGroup::Impl {
         try {
             return fn();
         } catch (const std::exception& e) {
+            const std::string cause = short_cause(e);
+            if (cause.find("EADDRINUSE") != std::string::npos || cause.find("already in use") != std::string::npos)
+                throw IoError(fmt::format("rank {} of {}: {} failed: port {} on {} is in use", env.rank,
+                                          env.world_size, what, env.master_port, env.master_addr),
+                              "another job (or a previous run still stopping) holds it: pass --master-port or set "
+                              "MASTER_PORT to a free port");
             const std::string lost = lost_ranks();
-            throw IoError(fmt::format("rank {} of {}: {} failed: {}{}", env.rank, env.world_size, what, e.what(), lost),
+            throw IoError(fmt::format("rank {} of {}: {} failed: {}{}", env.rank, env.world_size, what, cause, lost),
                           "another rank died or stopped answering, or the master is unreachable; see that rank's "
                           "message; resume with --resume");
         }
@@ -217,11 +235,28 @@ void ProcessGroup::barrier() {
     impl_->guarded("a barrier", [&] { impl_->pg->barrier()->wait(); });
 }
 
+namespace {
+// What Gloo can work on in place: a contiguous CPU tensor (else a copy).
+bool gloo_ready(const at::Tensor& t) { return t.device().is_cpu() && t.is_contiguous(); }
+}  // namespace
+
 void ProcessGroup::allreduce_sum(at::Tensor& tensor) {
     if (!impl_->pg) return;
     impl_->guarded("an all-reduce", [&] {
-        std::vector<at::Tensor> t{tensor};
+        std::vector<at::Tensor> t{gloo_ready(tensor) ? tensor : tensor.to(torch::kCPU).contiguous()};
         impl_->pg->allreduce(t)->wait();
+        if (!t[0].is_same(tensor)) tensor.copy_(t[0]);
+    });
+}
+
+void ProcessGroup::broadcast(at::Tensor& tensor, int root) {
+    if (!impl_->pg) return;
+    impl_->guarded("a broadcast", [&] {
+        std::vector<at::Tensor> t{gloo_ready(tensor) ? tensor : tensor.to(torch::kCPU).contiguous()};
+        c10d::BroadcastOptions bo;
+        bo.rootRank = root;
+        impl_->pg->broadcast(t, bo)->wait();
+        if (!t[0].is_same(tensor)) tensor.copy_(t[0]);
     });
 }
 

@@ -6,6 +6,19 @@
 // every forward, so a run resumed from a checkpoint follows the uninterrupted
 // run exactly.
 //
+// Data parallel (several ranks, a ProcessGroup): every rank builds the same
+// steps (same order, same micro-batches) and trains its contiguous slice of
+// each micro-batch (rank r of W: samples [r*B/W, (r+1)*B/W)); each slice's
+// loss is divided by the whole step's token count, which every rank knows, so
+// the sum of the ranks' gradients is the one-process gradient. The gradients
+// (fp32: after the bf16 ones went to their masters) and the per-micro-batch
+// loss sums travel in one flat buffer, all-reduced in buckets of
+// kBucketElements (DDP's 25 MB default); then every rank takes the same
+// optimizer step. Parameters are broadcast from rank 0 at the start; rank 0
+// alone writes checkpoints and computes the monitor. Dropout masks are drawn
+// per slice (another seed per rank), so with dropout the trajectory is
+// equivalent in distribution but not element for element.
+//
 // Goldfish (TrainParams::goldfish_k, include/memskew/goldfish.h): each
 // sample's keep mask is computed once from its ids; dropped reference tokens
 // get no logits row at all, so they add nothing to the loss or the gradient,
@@ -29,6 +42,7 @@
 #include "memskew/error.h"
 #include "memskew/file-io.h"
 #include "memskew/goldfish.h"
+#include "memskew/process-group.h"
 #include "memskew/stats.h"
 #include "memskew/tokenizer.h"
 #include "model/cpu-kernels.h"
@@ -143,7 +157,8 @@ std::pair<torch::Tensor, int64_t> batch_loss(CausalLmImpl& net, const std::vecto
     if (n_kept == 0) return {torch::Tensor(), 0};
     int64_t T = 1;
     for (const Example* e : batch) T = std::max<int64_t>(T, e->prompt.size() + e->target.size() - 1);
-    auto ids = torch::zeros({B, T}, torch::kLong);
+    const torch::Device device = net.device();
+    auto ids = torch::zeros({B, T}, torch::kLong);  // filled on the CPU, then one copy to the device
     auto acc = ids.accessor<int64_t, 2>();
     std::vector<int64_t> targets, prompt_lens, target_lens;
     for (int64_t b = 0; b < B; ++b) {
@@ -173,11 +188,22 @@ std::pair<torch::Tensor, int64_t> batch_loss(CausalLmImpl& net, const std::vecto
         ref_rows.rows = std::move(rows);
         targets = std::move(kept_targets);
     }
-    auto pos = torch::arange(T, torch::kLong).unsqueeze(0).expand({B, T}).contiguous();
-    auto h = net.forward_hidden_tail(ids, pos, ref_rows.first).reshape({B * ref_rows.kept, -1});  // [B*kept, D]
-    auto logits = net.project(h.index_select(0, torch::tensor(ref_rows.rows, torch::kLong)));     // [N, V], compute dtype
-    // cross_entropy(logits.float(), targets, sum), fused (tests/model/test-kernels.cpp).
-    auto loss_sum = kernels::cross_entropy_sum(logits, torch::tensor(targets, torch::kLong));
+    const auto on_device = [&](const std::vector<int64_t>& v) { return torch::tensor(v, torch::kLong).to(device); };
+    auto pos = torch::arange(T, torch::TensorOptions().dtype(torch::kLong).device(device))
+                   .unsqueeze(0)
+                   .expand({B, T})
+                   .contiguous();
+    auto h = net.forward_hidden_tail(ids.to(device), pos, ref_rows.first)
+                 .reshape({B * ref_rows.kept, -1});                                   // [B*kept, D]
+    auto logits = net.project(h.index_select(0, on_device(ref_rows.rows)));  // [N, V], compute dtype
+    const auto target_t = on_device(targets);
+    // cross_entropy(logits.float(), targets, sum): fused on the CPU
+    // (tests/model/test-kernels.cpp), LibTorch's elsewhere (tests/model/test-device.cpp).
+    auto loss_sum = kernels::supported(logits)
+                        ? kernels::cross_entropy_sum(logits, target_t)
+                        : torch::nn::functional::cross_entropy(
+                              logits.to(torch::kFloat), target_t,
+                              torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
     return {loss_sum, static_cast<int64_t>(targets.size())};
 }
 
@@ -351,9 +377,73 @@ std::vector<double> monitor_n_pre(Model& model, const std::vector<Example>& exam
     return out;
 }
 
+// Elements per all-reduce: 25 MB of fp32, PyTorch DDP's bucket_cap_mb default.
+constexpr int64_t kBucketElements = 25 * 1024 * 1024 / 4;
+
+// Sums every rank's gradients of `params` and the doubles of `extra` in
+// place (an undefined gradient counts as zeros and is defined afterwards):
+// one flat fp32 buffer per bucket. `extra` travels as fp64 in a buffer of its
+// own (loss sums: no rounding to fp32).
+void allreduce_gradients(ProcessGroup& group, const std::vector<torch::Tensor>& params, std::vector<double>& extra) {
+    size_t i = 0;
+    while (i < params.size()) {
+        size_t j = i;
+        int64_t n = 0;
+        while (j < params.size() && (j == i || n + params[j].numel() <= kBucketElements)) n += params[j++].numel();
+        auto flat = torch::empty({n}, torch::kFloat);  // [n], on the CPU: Gloo's memory
+        int64_t off = 0;
+        for (size_t k = i; k < j; ++k) {
+            const auto& g = params[k].grad();
+            auto dst = flat.narrow(0, off, params[k].numel());
+            if (g.defined()) dst.copy_(g.reshape({-1}));
+            else dst.zero_();
+            off += params[k].numel();
+        }
+        group.allreduce_sum(flat);
+        off = 0;
+        for (size_t k = i; k < j; ++k) {
+            auto src = flat.narrow(0, off, params[k].numel()).view(params[k].sizes());
+            auto& g = const_cast<torch::Tensor&>(params[k]).mutable_grad();
+            if (g.defined()) g.copy_(src);
+            else g = src.to(params[k].device()).clone();
+            off += params[k].numel();
+        }
+        i = j;
+    }
+    if (extra.empty()) return;
+    auto t = torch::tensor(extra, torch::kDouble);
+    group.allreduce_sum(t);
+    for (size_t k = 0; k < extra.size(); ++k) extra[k] = t[static_cast<int64_t>(k)].item<double>();
+}
+
+// Every rank must train the same run: rank 0 compares what each was given
+// with its own and stops them all, naming the keys that differ.
+void check_same_training(ProcessGroup& group, const nlohmann::json& mine) {
+    if (group.world_size() == 1) return;
+    const auto all = group.gather_to_root(mine.dump());
+    group.from_root([&] {
+        for (size_t r = 1; r < all.size(); ++r) {
+            const auto other = nlohmann::json::parse(all[r]);
+            if (other == mine) continue;
+            std::string keys;
+            for (const auto& [k, v] : mine.items())
+                if (!other.contains(k) || other[k] != v)
+                    keys += fmt::format("{}{} ({} vs {})", keys.empty() ? "" : ", ", k, v.dump(),
+                                        other.value(k, nlohmann::json()).dump());
+            throw InvalidInput(fmt::format("rank {} was started on another training run than rank 0: {}", r, keys),
+                               "every rank needs the same model, data and options, and must see the same files");
+        }
+        return std::string();
+    });
+}
+
 }  // namespace
 
-TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgressFn& progress) {
+TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgressFn& progress, ProcessGroup* group_in) {
+    std::unique_ptr<ProcessGroup> alone;
+    if (!group_in) alone = ProcessGroup::connect(DistEnv{});
+    ProcessGroup& group = group_in ? *group_in : *alone;
+    const int world = group.world_size(), rank = group.rank();
     const auto t0 = std::chrono::steady_clock::now();
     auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
     if (p.epochs <= 0 || p.batch_size <= 0 || p.grad_accum <= 0)
@@ -373,6 +463,15 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
 
     // What trains.
     const nlohmann::json settings = trajectory_settings(p, model, examples);
+    {
+        nlohmann::json identity = settings;
+        identity["model"] = model.path();
+        identity["out"] = p.out_dir;
+        identity["epochs"] = p.epochs;
+        identity["save_steps"] = p.save_steps;
+        identity["resume"] = p.resume;
+        check_same_training(group, identity);
+    }
     std::optional<AdapterInfo> adapter;
     const auto checkpoints = p.resume ? list_checkpoints(p.out_dir) : std::vector<std::string>{};
     if (!checkpoints.empty()) {
@@ -413,6 +512,14 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
         (item.value().dim() >= 2 ? decay : no_decay).push_back(masters.track(item.value()));
     }
     if (decay.empty() && no_decay.empty()) throw InvalidInput("nothing to train: no parameter requires grad");
+    std::vector<torch::Tensor> trained(decay);  // what the optimizer updates: the gradients to sum over ranks
+    trained.insert(trained.end(), no_decay.begin(), no_decay.end());
+    if (world > 1) {
+        // Every rank starts from rank 0's weights (and its masters' fp32 values).
+        torch::NoGradGuard no_grad;
+        for (auto& prm : net.parameters()) group.broadcast(prm);
+        for (auto& m : masters.masters) group.broadcast(m);
+    }
     std::vector<torch::optim::OptimizerParamGroup> groups;
     groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
                                    torch::optim::AdamWOptions(p.lr).weight_decay(p.weight_decay)));
@@ -430,7 +537,8 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
         const TrainerState st = load_trainer_state(checkpoints.back());
         step = st.global_step;
         log = st.log_history;
-        torch::load(optimizer, checkpoints.back() + "/optimizer.pt");
+        // Optimizer state goes where the parameters are (it was saved from wherever they were).
+        torch::load(optimizer, checkpoints.back() + "/optimizer.pt", net.device());
         const std::string master_path = checkpoints.back() + "/master_weights.pt";
         std::error_code ec;
         if (!masters.masters.empty() && fs::exists(master_path, ec)) {
@@ -500,14 +608,32 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
                 }
                 micro.push_back(std::move(b));
             }
-            double step_loss = 0.0;
+            // This rank's part of each micro-batch (all of it for one process),
+            // and per micro-batch the loss sum and token count: [2 * M].
+            std::vector<double> micro_loss(2 * micro.size(), 0.0);
             for (size_t m = 0; m < micro.size(); ++m) {
-                torch::manual_seed(p.seed * 1000003ull + static_cast<uint64_t>(step) * 131ull + m);
-                auto [loss_sum, n] = batch_loss(net, micro[m]);
+                const size_t B = micro[m].size();
+                const size_t lo = B * static_cast<size_t>(rank) / static_cast<size_t>(world);
+                const size_t hi = B * static_cast<size_t>(rank + 1) / static_cast<size_t>(world);
+                if (lo == hi) continue;
+                const std::vector<const Example*> mine(micro[m].begin() + static_cast<std::ptrdiff_t>(lo),
+                                                       micro[m].begin() + static_cast<std::ptrdiff_t>(hi));
+                torch::manual_seed(p.seed * 1000003ull + static_cast<uint64_t>(step) * 131ull + m +
+                                   (world > 1 ? static_cast<uint64_t>(rank) * 0x9e3779b9ull : 0ull));
+                auto [loss_sum, n] = batch_loss(net, mine);
                 if (n == 0) continue;  // Goldfish dropped every token of it (possible with h = 1)
                 (loss_sum / static_cast<double>(step_tokens)).backward();
-                step_loss += loss_sum.item<double>();
-                epoch_loss += loss_sum.item<double>() / n;
+                micro_loss[2 * m] = loss_sum.item<double>();
+                micro_loss[2 * m + 1] = static_cast<double>(n);
+            }
+            // Ranks: the one-process gradients and losses (sums over the ranks' slices).
+            masters.gradients_to_masters();
+            if (world > 1) allreduce_gradients(group, trained, micro_loss);
+            double step_loss = 0.0;
+            for (size_t m = 0; m < micro.size(); ++m) {
+                if (micro_loss[2 * m + 1] == 0) continue;
+                step_loss += micro_loss[2 * m];
+                epoch_loss += micro_loss[2 * m] / micro_loss[2 * m + 1];
                 epoch_micro++;
             }
             epoch_goldfish += step_goldfish;
@@ -517,12 +643,7 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
             if (!std::isfinite(step_loss))
                 throw InvalidInput(fmt::format("training diverged at step {} (loss {})", step + 1, step_loss),
                                    "lower the learning rate");
-            masters.gradients_to_masters();
-            if (p.max_grad_norm > 0) {
-                std::vector<torch::Tensor> params(decay);
-                params.insert(params.end(), no_decay.begin(), no_decay.end());
-                torch::nn::utils::clip_grad_norm_(params, p.max_grad_norm);
-            }
+            if (p.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(trained, p.max_grad_norm);
             optimizer.step();
             masters.masters_to_params();
             const int64_t done = step + 1;
@@ -535,7 +656,7 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
             e.values["learning_rate"] = lr_at(p, done, total_steps);
             if (goldfish) e.values["goldfish_drop_fraction"] = step_goldfish.drop_fraction();
             log.push_back(e);
-            if (progress) {
+            if (progress && rank == 0) {
                 TrainProgress pr;
                 pr.step = done;
                 pr.total_steps = total_steps;
@@ -551,8 +672,12 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
             if ((p.save_steps > 0 && done % p.save_steps == 0) || epoch_end) {
                 net.eval();
                 const std::string dir = fmt::format("{}/checkpoint-{}", p.out_dir, done);
-                write_checkpoint(model, p, dir, done, e.epoch, total_steps, log, optimizer, settings, masters,
-                                 goldfish_record);
+                // Rank 0 writes; the others wait, and stop with its error.
+                group.from_root([&] {
+                    write_checkpoint(model, p, dir, done, e.epoch, total_steps, log, optimizer, settings, masters,
+                                     goldfish_record);
+                    return std::string();
+                });
                 summary.last_checkpoint = dir;
                 if (epoch_end) {
                     EpochRecord rec;
@@ -565,7 +690,11 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
                         rec.goldfish_drop_fraction_eligible = epoch_goldfish.drop_fraction_eligible();
                     }
                     if (p.monitor) {
-                        auto n_pre = monitor_n_pre(model, examples, monitor_subset);
+                        // Rank 0 measures (the ranks' models are the same); every rank gets the values.
+                        const auto measured = nlohmann::json::parse(group.from_root([&] {
+                            return nlohmann::json(monitor_n_pre(model, examples, monitor_subset)).dump();
+                        }));
+                        const auto n_pre = measured.get<std::vector<double>>();
                         rec.monitor_max_n_pre = static_cast<int64_t>(*std::max_element(n_pre.begin(), n_pre.end()));
                         rec.monitor_p99_n_pre = stats::quantile(n_pre, 0.99);
                     }

@@ -178,3 +178,35 @@ TEST(Dist, UnreachableMasterIsAnIoError) {
         EXPECT_NE(e.message().find("rank 1 of 2: the rendezvous failed"), std::string::npos) << e.message();
     }
 }
+
+TEST(Dist, APortInUseIsNamed) {
+    // Something listens on the port rank 0 would serve the rendezvous on.
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_ANY);
+    a.sin_port = 0;
+    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_EQ(listen(fd, 1), 0);
+    socklen_t len = sizeof a;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    DistEnv env;
+    env.rank = 0;
+    env.world_size = 2;
+    env.master_addr = "127.0.0.1";
+    env.master_port = ntohs(a.sin_port);
+    ProcessGroupParams params;
+    params.timeout = std::chrono::seconds(3);
+    params.agent_store = "no";
+    try {
+        ProcessGroup::connect(env, params);
+        ADD_FAILURE() << "served a rendezvous on a port in use";
+    } catch (const IoError& e) {
+        EXPECT_NE(e.message().find(fmt::format("rank 0 of 2: the rendezvous failed: port {} on 127.0.0.1 is in use",
+                                               env.master_port)),
+                  std::string::npos)
+            << e.message();
+        EXPECT_NE(e.hint().find("--master-port"), std::string::npos);
+    }
+    close(fd);
+}

@@ -4,11 +4,16 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <stdlib.h>
+
 #include <algorithm>
+#include <chrono>
 #include <numeric>
 
 #include "memskew/dist.h"
 #include "memskew/error.h"
+#include "memskew/local-launch.h"
 #include "test-util.h"
 
 using namespace memskew;
@@ -37,6 +42,19 @@ TEST(DistEnv, Torchrun) {
     EXPECT_EQ(e.master_addr, "10.0.0.1");
     EXPECT_EQ(e.master_port, 29500);
     EXPECT_EQ(e.local_rank, 0);  // LOCAL_RANK absent: the rank
+    EXPECT_EQ(d.local_world_size, 4);  // LOCAL_WORLD_SIZE absent: all ranks on one machine
+    EXPECT_EQ(dist_env_from({{"RANK", "3"}, {"WORLD_SIZE", "4"}, {"LOCAL_WORLD_SIZE", "2"}, {"MASTER_ADDR", "h"}})
+                  .local_world_size,
+              2);
+}
+
+TEST(DistEnv, ThreadsAreSharedByTheRanksOfAMachine) {
+    DistEnv d;
+    d.local_world_size = 3;
+    EXPECT_EQ(threads_per_rank(d, 0, 16), 5);  // floor(16 / 3)
+    EXPECT_EQ(threads_per_rank(d, 0, 2), 1);   // never 0
+    EXPECT_EQ(threads_per_rank(d, 7, 2), 7);   // asked for: as asked
+    EXPECT_EQ(threads_per_rank(DistEnv{}, 0, 8), 8);
 }
 
 TEST(DistEnv, SlurmAndPrecedence) {
@@ -46,6 +64,11 @@ TEST(DistEnv, SlurmAndPrecedence) {
     EXPECT_EQ(s.rank, 5);
     EXPECT_EQ(s.world_size, 8);
     EXPECT_EQ(s.local_rank, 1);
+    EXPECT_EQ(s.local_world_size, 1);  // without --ntasks-per-node
+    EXPECT_EQ(dist_env_from({{"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "8"}, {"SLURM_NTASKS_PER_NODE", "4"},
+                             {"MASTER_ADDR", "gpu-01"}})
+                  .local_world_size,
+              4);
     // torchrun's variables win over Slurm's (torchrun inside an allocation).
     const DistEnv t = dist_env_from({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "1"}, {"RANK", "1"},
                                      {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "h"}});
@@ -113,4 +136,66 @@ TEST(DistPartition, BalancedWithinTheLptBound) {
         // Deterministic.
         EXPECT_EQ(partition_by_tokens(lengths, m), rank);
     }
+}
+
+TEST(DistEnv, RankDevice) {
+    DistEnv d;
+    d.rank = 5;
+    d.world_size = 8;
+    d.local_rank = 1;
+    EXPECT_EQ(rank_device(d, "cuda"), "cuda:1");  // one GPU per rank of a node
+    EXPECT_EQ(rank_device(d, "cuda:3"), "cuda:3");  // as given
+    EXPECT_EQ(rank_device(d, "cpu"), "cpu");
+    EXPECT_EQ(rank_device(DistEnv{}, "cuda"), "cuda");  // one process: the first visible GPU
+}
+
+// The local launcher, with /bin/sh as the rank program: each rank checks the
+// variables it was given and exits with a code that encodes them.
+TEST(LocalLaunch, EveryRankSeesTorchrunsVariables) {
+    LocalLaunchParams p;
+    p.nproc = 3;
+    p.program = "/bin/sh";
+    p.threads = 7;  // floor(7 / 3) = 2 each
+    p.env = {"EXTRA=yes"};
+    // Exit code 10 * RANK + LOCAL_RANK when everything else is as expected, else 99.
+    p.args = {"-c",
+              "[ \"$WORLD_SIZE\" = 3 ] && [ \"$LOCAL_WORLD_SIZE\" = 3 ] && [ \"$MASTER_ADDR\" = 127.0.0.1 ] && "
+              "[ -n \"$MASTER_PORT\" ] && [ \"$GLOO_SOCKET_IFNAME\" = lo ] && [ \"$MEMSKEW_RANK_THREADS\" = 2 ] && "
+              "[ \"$EXTRA\" = yes ] && [ -z \"$TORCHELASTIC_RUN_ID\" ] && exit $((10 * RANK + LOCAL_RANK)); exit 99"};
+    setenv("TORCHELASTIC_RUN_ID", "an enclosing job", 1);  // not inherited
+    const LaunchOutcome out = launch_local(p);
+    unsetenv("TORCHELASTIC_RUN_ID");
+    EXPECT_EQ(out.exit_codes, (std::vector<int>{0, 11, 22}));
+    EXPECT_EQ(out.first_failed, 1);
+    EXPECT_EQ(out.exit_code(), 11);
+}
+
+TEST(LocalLaunch, AHangingRankIsEndedAfterTheGracePeriod) {
+    LocalLaunchParams p;
+    p.nproc = 2;
+    p.program = "/bin/sh";
+    p.grace = std::chrono::milliseconds(200);
+    // Rank 0 fails at once; rank 1 would sleep for a minute (exec: the signal reaches sleep itself).
+    p.args = {"-c", "[ \"$RANK\" = 0 ] && exit 5; exec sleep 60"};
+    const auto t0 = std::chrono::steady_clock::now();
+    const LaunchOutcome out = launch_local(p);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(30));
+    EXPECT_EQ(out.exit_codes, (std::vector<int>{5, 128 + SIGTERM}));
+    EXPECT_EQ(out.exit_code(), 5);
+}
+
+TEST(LocalLaunch, ThreadsAndBadInput) {
+    EXPECT_EQ(threads_each(0, 2, 2), 1);
+    EXPECT_EQ(threads_each(8, 3, 2), 2);
+    EXPECT_EQ(threads_each(1, 4, 16), 1);  // never 0
+    LocalLaunchParams p;
+    p.nproc = 0;
+    EXPECT_THROW(launch_local(p), InvalidInput);
+    p.nproc = 1;
+    p.program = "/no/such/program";
+    // glibc's posix_spawn reports a failed exec as its return value (since 2.24).
+    test::expect_error<IoError>([&] { launch_local(p); }, {"cannot start rank 0", "/no/such/program"});
+    const int port = free_local_port();
+    EXPECT_GT(port, 0);
+    EXPECT_LE(port, 65535);
 }

@@ -1,10 +1,16 @@
 #include "cli.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <iostream>
+#include <thread>
 #include <tuple>
 
 #include "memskew/engine.h"
+#include "memskew/error.h"
+#include "memskew/local-launch.h"
 
 namespace memskew::cli {
 
@@ -13,6 +19,17 @@ void ModelOptions::add_to(CLI::App* cmd) {
     cmd->add_option("--dtype", dtype, "Compute dtype: f32 or bf16")
         ->check(CLI::IsMember({"f32", "fp32", "float32", "bf16", "bfloat16"}));
     cmd->add_option("--threads", threads, "CPU threads (0: all cores)")->check(CLI::NonNegativeNumber);
+    // Checked by load_params() (parse_device, one rule for every caller), not
+    // here: an unusable GPU is InvalidInput with a hint, not a usage error.
+    cmd->add_option("--device", device, "cpu, cuda or cuda:N (needs a CUDA LibTorch build)");
+}
+
+LoadParams ModelOptions::load_params() const {
+    LoadParams params;
+    params.dtype = parse_dtype(dtype);
+    params.n_threads = threads;
+    params.device = parse_device(device);
+    return params;
 }
 
 void DatasetOptions::add_to(CLI::App* cmd) {
@@ -62,11 +79,58 @@ std::optional<TextSplitParams> DatasetOptions::text_split() const {
 
 TruncatePolicy DatasetOptions::truncate_policy() const { return parse_truncate_policy(truncate); }
 
-std::shared_ptr<Model> load_model(const ModelOptions& opts) {
-    LoadParams params;
-    params.dtype = parse_dtype(opts.dtype);
-    params.n_threads = opts.threads;
-    return Model::load(opts.model, params);
+std::shared_ptr<Model> load_model(const ModelOptions& opts) { return Model::load(opts.model, opts.load_params()); }
+
+namespace {
+std::vector<std::string>& command_line_args() {
+    static std::vector<std::string> args;
+    return args;
+}
+}  // namespace
+
+void set_command_line(int argc, char** argv) { command_line_args().assign(argv + 1, argv + argc); }
+
+void DistCliOptions::add_to(CLI::App* cmd) {
+    cmd->add_option("--nproc", nproc,
+                    "Start this many processes (ranks) on this machine, --threads split between them; under torchrun "
+                    "or srun leave it out: the launcher starts the ranks")
+        ->check(CLI::Range(1, 1024));
+    cmd->add_option("--master-addr", master_addr,
+                    "Address of rank 0 for the rendezvous (default: MASTER_ADDR; Slurm jobs export it or pass this)");
+    cmd->add_option("--master-port", master_port, "Port of the rendezvous (default: MASTER_PORT, else 29500)")
+        ->check(CLI::Range(1, 65535));
+}
+
+void DistCliOptions::launch(int threads) const {
+    if (launcher_environment().count("RANK") || launcher_environment().count("SLURM_PROCID"))
+        throw InvalidInput(fmt::format("--nproc {} inside a job a launcher already started", nproc),
+                           "leave --nproc out under torchrun or srun: they start the ranks");
+    LocalLaunchParams lp;
+    lp.nproc = nproc;
+    lp.master_port = master_port;
+    lp.threads = threads;
+    // This command line without --nproc: the ranks are ordinary processes of the job.
+    const auto& all = command_line_args();
+    for (size_t i = 0; i < all.size(); ++i) {
+        if (all[i] == "--nproc") {
+            ++i;
+            continue;
+        }
+        if (all[i].rfind("--nproc=", 0) == 0) continue;
+        lp.args.push_back(all[i]);
+    }
+    const LaunchOutcome out = launch_local(lp);
+    if (out.first_failed >= 0) throw ExitStatus{out.exit_code()};
+}
+
+DistEnv DistCliOptions::env() const { return dist_env_from(launcher_environment(), {master_addr, master_port}); }
+
+int rank_threads(const DistEnv& env, int requested) {
+    if (const char* v = std::getenv("MEMSKEW_RANK_THREADS")) {
+        const int n = std::atoi(v);
+        if (n > 0) return n;
+    }
+    return threads_per_rank(env, requested, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
 }
 
 void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << "\n"; }

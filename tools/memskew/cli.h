@@ -11,6 +11,8 @@
 #include <optional>
 #include <string>
 
+#include "memskew/dist.h"
+#include "memskew/model.h"
 #include "memskew/sft-encoder.h"
 
 namespace memskew::cli {
@@ -38,7 +40,12 @@ struct ModelOptions {
     std::string model;
     std::string dtype = "f32";
     int threads = 0;
+    std::string device = "cpu";
     void add_to(CLI::App* cmd);
+    // --dtype, --threads and --device as the library takes them. Checks the
+    // device (parse_device: InvalidInput for a GPU this build cannot use), so
+    // call it first thing in the action, before anything is written.
+    LoadParams load_params() const;
 };
 
 // Dataset options every command that reads an SFT dataset shares (train,
@@ -62,6 +69,35 @@ struct DatasetOptions {
     std::optional<TextSplitParams> text_split() const;
     TruncatePolicy truncate_policy() const;
 };
+
+// Several processes, one job (probe, train): --nproc starts the ranks here
+// (memskew/local-launch.h); under torchrun or srun the launcher's
+// environment says which rank this is (memskew/dist.h).
+struct DistCliOptions {
+    int nproc = 0;
+    std::string master_addr;
+    int master_port = 0;
+    void add_to(CLI::App* cmd);
+    // True when this process is the --nproc launcher rather than a rank.
+    bool launching() const { return nproc > 1; }
+    // As the launcher: starts the ranks (this command line without --nproc,
+    // --threads split between them) and waits; throws ExitStatus with the
+    // first failed rank's exit code (each rank printed its own error).
+    void launch(int threads) const;
+    // As a rank: this rank's place in the job (one process: rank 0 of 1).
+    DistEnv env() const;
+};
+
+// The process ends with `code` and no message (what it had to say went out already).
+struct ExitStatus {
+    int code;
+};
+
+// The command line as main() received it (the --nproc launcher re-runs it).
+void set_command_line(int argc, char** argv);
+// CPU threads of one rank: the launcher's share (MEMSKEW_RANK_THREADS) when
+// it set one, else threads_per_rank().
+int rank_threads(const DistEnv& env, int requested);
 
 }  // namespace memskew::cli
 namespace memskew {

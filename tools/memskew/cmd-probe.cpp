@@ -9,6 +9,7 @@
 #include "memskew/error.h"
 #include "memskew/analysis.h"
 #include "memskew/probe.h"
+#include "memskew/process-group.h"
 
 namespace memskew::cli {
 
@@ -138,6 +139,7 @@ void register_probe(CLI::App& app, Action& action) {
     struct Opts {
         ModelOptions model;
         DatasetOptions data;
+        DistCliOptions dist;
         std::string out;
         uint64_t seed = 0;
         int64_t batch_tokens = 8192, batch_size = 64;
@@ -155,6 +157,7 @@ void register_probe(CLI::App& app, Action& action) {
     cmd->footer("Example: memskew probe -m model.gguf -d train.jsonl --template alpaca -o run.db --adapter out/");
     o->model.add_to(cmd);
     o->data.add_to(cmd);
+    o->dist.add_to(cmd);
     cmd->add_option("--out,-o", o->out, "Results store (SQLite) to write")->required();
     cmd->add_option("--adapter,-a", o->adapters,
                     "PEFT adapter folder to apply to --model (repeatable), a checkpoint-<step> folder, or a Trainer "
@@ -193,8 +196,17 @@ void register_probe(CLI::App& app, Action& action) {
         action = [o, cmd] {
             ProbeParams p;
             p.model_path = o->model.model;
-            p.load.dtype = parse_dtype(o->model.dtype);
-            p.load.n_threads = o->model.threads;
+            p.load = o->model.load_params();  // checks --device before anything is written
+            if (o->dist.launching()) {
+                // This process only starts the ranks; they do the work.
+                o->dist.launch(o->model.threads);
+                return;
+            }
+            const DistEnv env = o->dist.env();
+            if (env.distributed()) {
+                p.load.n_threads = rank_threads(env, o->model.threads);
+                p.load.device = parse_device(rank_device(env, o->model.device));
+            }
             p.data_path = o->data.data;
             p.out_path = o->out;
             p.resume = o->resume;
@@ -227,7 +239,10 @@ void register_probe(CLI::App& app, Action& action) {
                 throw InvalidInput("--no-embeddings contradicts --keep-embeddings / --embed-model",
                                    "drop one of them");
             ProgressPrinter printer(o->quiet || o->json);
-            const std::vector<ProbeSummary> runs = run_probes(p, [&](const ProbeProgress& pr) { printer(pr); });
+            const auto group = ProcessGroup::connect(env);
+            const std::vector<ProbeSummary> runs =
+                run_probes(p, [&](const ProbeProgress& pr) { printer(pr); }, group.get());
+            if (group->rank() != 0) return;  // rank 0 reports for the job
             if (o->adapters.empty()) {
                 if (o->json) print_json(summary_json(runs.front(), o->generate));
                 else print_summary(runs.front(), o->generate);

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "memskew/error.h"
 #include "memskew/goldfish.h"
+#include "memskew/process-group.h"
 #include "memskew/tokenizer.h"
 #include "memskew/train.h"
 
@@ -28,6 +29,7 @@ void register_train(CLI::App& app, Action& action) {
     struct Opts {
         ModelOptions model;
         DatasetOptions data;
+        DistCliOptions dist;
         std::string init, out, mode = "lora", targets = "q_proj,k_proj,v_proj,o_proj", schedule = "cosine";
         uint64_t seed = 42;
         int64_t epochs = 3, batch_size = 8, grad_accum = 1, warmup = 0, save_steps = 0, lora_r = 8,
@@ -43,7 +45,9 @@ void register_train(CLI::App& app, Action& action) {
                                        "(byte-level tokenizer)");
     cmd->add_option("--dtype", o->model.dtype, "f32 or bf16")->check(CLI::IsMember({"f32", "fp32", "bf16", "bfloat16"}));
     cmd->add_option("--threads", o->model.threads, "CPU threads (0: all cores)");
+    cmd->add_option("--device", o->model.device, "cpu, cuda or cuda:N (needs a CUDA LibTorch build)");
     o->data.add_to(cmd);
+    o->dist.add_to(cmd);
     cmd->add_option("--out,-o", o->out, "Folder for checkpoint-<step> folders")->required();
     cmd->add_flag("--no-eos", o->no_eos, "Do not train an EOS token after each reference");
     cmd->add_option("--mode", o->mode, "lora or full")->check(CLI::IsMember({"lora", "full"}));
@@ -78,8 +82,18 @@ void register_train(CLI::App& app, Action& action) {
             throw CLI::ValidationError("give exactly one of --model and --init");
         action = [o] {
             validate_goldfish(o->goldfish_k, o->goldfish_h);  // before loading the model
+            LoadParams lp = o->model.load_params();           // the device too: before --out is written
+            if (o->dist.launching()) {
+                o->dist.launch(o->model.threads);  // the ranks do the work
+                return;
+            }
+            const DistEnv env = o->dist.env();
+            if (env.distributed()) {
+                lp.n_threads = rank_threads(env, o->model.threads);
+                lp.device = parse_device(rank_device(env, o->model.device));
+            }
+            const auto group = ProcessGroup::connect(env);
             std::shared_ptr<Model> model;
-            LoadParams lp{parse_dtype(o->model.dtype), o->model.threads};
             if (!o->init.empty()) model = Model::random_llama(parse_init_config(o->init), make_byte_vocab(), o->seed, lp);
             else model = Model::load(o->model.model, lp);
             TrainParams p;
@@ -119,7 +133,8 @@ void register_train(CLI::App& app, Action& action) {
                                                      pr.step, pr.total_steps, pr.epoch, pr.loss, pr.lr, pr.tokens_per_s, pr.eta_s);
                 if (tty) fmt::print(stderr, "\r{}   {}", line, pr.step == pr.total_steps ? "\n" : "");
                 else if (pr.step % 10 == 0 || pr.step == pr.total_steps) fmt::print(stderr, "train: {}\n", line);
-            });
+            }, group.get());
+            if (group->rank() != 0) return;  // rank 0 reports for the job
             if (o->json) {
                 nlohmann::json epochs = nlohmann::json::array();
                 for (const auto& e : s.epochs) {

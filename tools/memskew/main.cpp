@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <iostream>
 
 #include "cli.h"
@@ -18,6 +20,7 @@ int main(int argc, char** argv) {
     CLI::App app{"memskew: how much a fine-tuned language model memorized its training data, and where"};
     app.require_subcommand(1);
     app.set_version_flag("--version", MEMSKEW_VERSION);
+    cli::set_command_line(argc, argv);
     cli::Action action;
     cli::register_info(app, action);
     cli::register_tokenize(app, action);
@@ -45,18 +48,28 @@ int main(int argc, char** argv) {
         app.exit(e);
         return static_cast<int>(ExitCode::kUsage);
     }
+    // A rank of a job with several processes says which one it is (every
+    // rank reports a job-wide failure; torchrun prefixes lines the same way).
+    const std::string who = [] {
+        const char* rank = std::getenv("RANK");
+        const char* world = std::getenv("WORLD_SIZE");
+        if (!rank || !world || std::string(world) == "1") return std::string("memskew");
+        return std::string("memskew[rank ") + rank + "]";
+    }();
     try {
         if (action) action();
+    } catch (const cli::ExitStatus& e) {
+        return e.code;
     } catch (const Error& e) {
         std::fflush(stdout);
-        std::cerr << "memskew: error: " << e.message() << "\n";
+        std::cerr << who << ": error: " << e.message() << "\n";
         if (!e.hint().empty()) std::cerr << "  hint: " << e.hint() << "\n";
         return static_cast<int>(e.exit_code());
     } catch (const std::bad_alloc&) {
-        std::cerr << "memskew: error: out of memory\n  hint: use a smaller batch or model\n";
+        std::cerr << who << ": error: out of memory\n  hint: use a smaller batch or model\n";
         return static_cast<int>(ExitCode::kInternal);
     } catch (const std::exception& e) {
-        std::cerr << "memskew: internal error: " << e.what() << "\n"
+        std::cerr << who << ": internal error: " << e.what() << "\n"
                   << "  hint: this is a bug in memskew; please report it with the command line\n";
         return static_cast<int>(ExitCode::kInternal);
     }
