@@ -1,4 +1,4 @@
-// Per-sample memorization metrics (docs/METHOD.md M2-M4, M8).
+// Per-sample memorization metrics (docs/method.md, M2-M4 and M8).
 //
 // Inputs are the per-token arrays the engine produces for the L reference
 // positions of one sample (teacher forcing, METHOD M3) and, when the sample was

@@ -4,9 +4,7 @@
 // closed forms in the worker (sum of 1..W, each rank's known bytes).
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -19,9 +17,8 @@
 
 #include "memskew/dist.h"
 #include "memskew/error.h"
+#include "memskew/local-launch.h"
 #include "memskew/process-group.h"
-
-extern char** environ;
 
 using namespace memskew;
 
@@ -33,48 +30,14 @@ std::string rank_bytes(int rank) {
     return std::string("rank ") + std::to_string(rank) + std::string(1, '\0') + std::string(static_cast<std::size_t>(rank) * 7, 'x');
 }
 
-int free_port() {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    const int port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
-// Starts `world` ranks of this binary; returns their exit codes by rank.
+// Starts `world` ranks of this binary (the local launcher, as `--nproc` does); their exit codes by rank.
 std::vector<int> run_ranks(int world, const std::vector<std::string>& extra_env = {}) {
-    const int port = free_port();
-    std::vector<pid_t> pids;
-    for (int r = 0; r < world; ++r) {
-        std::vector<std::string> env;
-        for (char** e = environ; *e; ++e) env.emplace_back(*e);
-        for (const std::string& kv : std::vector<std::string>{"MEMSKEW_DIST_WORKER=1", "RANK=" + std::to_string(r),
-                                      "WORLD_SIZE=" + std::to_string(world), "MASTER_ADDR=127.0.0.1",
-                                      "MASTER_PORT=" + std::to_string(port), std::string("GLOO_SOCKET_IFNAME=lo")})
-            env.push_back(kv);
-        for (const auto& kv : extra_env) env.push_back(kv);
-        std::vector<char*> envp;
-        for (auto& s : env) envp.push_back(s.data());
-        envp.push_back(nullptr);
-        std::string self = "/proc/self/exe", filter = "--gtest_filter=DistWorker.Run";
-        char* argv[] = {self.data(), filter.data(), nullptr};
-        pid_t pid = 0;
-        EXPECT_EQ(posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv, envp.data()), 0);
-        pids.push_back(pid);
-    }
-    std::vector<int> codes;
-    for (pid_t pid : pids) {
-        int status = 0;
-        waitpid(pid, &status, 0);
-        codes.push_back(WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
-    }
-    return codes;
+    LocalLaunchParams p;
+    p.nproc = world;
+    p.args = {"--gtest_filter=DistWorker.Run"};
+    p.env = {"MEMSKEW_DIST_WORKER=1"};
+    p.env.insert(p.env.end(), extra_env.begin(), extra_env.end());
+    return launch_local(p).exit_codes;
 }
 
 }  // namespace
@@ -167,7 +130,7 @@ TEST(Dist, UnreachableMasterIsAnIoError) {
     env.rank = 1;
     env.world_size = 2;
     env.master_addr = "127.0.0.1";
-    env.master_port = free_port();  // nobody serves it
+    env.master_port = free_local_port();  // nobody serves it
     ProcessGroupParams params;
     params.timeout = std::chrono::seconds(3);
     params.agent_store = "no";

@@ -611,7 +611,7 @@ TEST(DataReal, MedQuad) {
     const double mb_s = static_cast<double>(ds.report.n_bytes) / 1e6 / ds.report.seconds;
     std::printf("medquad.jsonl: %zu samples, %.1f MB in %.3f s = %.0f MB/s\n", ds.samples.size(),
                 static_cast<double>(ds.report.n_bytes) / 1e6, ds.report.seconds, mb_s);
-    EXPECT_LT(ds.report.seconds, 1.0);
+    // The rate is printed, not asserted: timings on a shared machine are noise (bench/ measures them).
 }
 
 TEST(DataReal, Alpaca5000) {
