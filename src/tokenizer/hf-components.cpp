@@ -152,6 +152,88 @@ void apply_behavior(std::string_view piece, const Spans& spans, SplitBehavior be
     }
 }
 
+}  // namespace
+
+// ---------------------------------------------------------------- Oniguruma -> ICU
+
+// ICU runs \p{..} (general categories, scripts, binary properties) and \d as
+// Oniguruma does, but some shorthand classes mean other things there:
+// Oniguruma's \w is Alphabetic + Mark + Nd + Pc (ICU adds U+200C/U+200D and,
+// outside brackets, lacks the Latin-1 extras below), its \h is a hex digit
+// (ICU: horizontal space), and its \s is White_Space (ICU documents
+// [\t\n\f\r\p{Z}], which lacks U+000B and U+0085, though ICU 72 matches them;
+// spelled out so it never depends on the ICU version).
+
+// Word characters in Oniguruma's Unicode tables: Alphabetic, Mark,
+// Decimal_Number, Connector_Punctuation (add_posix_props() in Oniguruma's
+// make_unicode_property_data.py).
+constexpr const char* kOnigWordSet = R"(\p{Alphabetic}\p{M}\p{Nd}\p{Pc})";
+// Outside brackets Oniguruma tests code points below 256 against its Latin-1
+// ctype table (EncUNICODE_ISO_8859_1_CtypeTable in unicode.c), which also
+// marks ¹ ² ³ ¼ ½ ¾ (category No) as word characters.
+constexpr const char* kOnigWordLatin1Extras = R"(\u00B2\u00B3\u00B9\u00BC-\u00BE)";
+
+std::string oniguruma_to_icu(const std::string& pattern) {
+    std::string out;
+    out.reserve(pattern.size() + 32);
+    int depth = 0;  // bracket nesting: > 0 inside a character class
+    const size_t n = pattern.size();
+    for (size_t i = 0; i < n; ++i) {
+        const char c = pattern[i];
+        if (c == '\\' && i + 1 < n) {
+            const char e = pattern[++i];
+            switch (e) {
+                case 's': out += R"(\p{White_Space})"; break;
+                case 'S': out += R"(\P{White_Space})"; break;
+                case 'h': out += R"(\p{ASCII_Hex_Digit})"; break;
+                case 'H': out += R"(\P{ASCII_Hex_Digit})"; break;
+                case 'w':
+                    if (depth > 0) out += kOnigWordSet;
+                    else out += std::string("[") + kOnigWordSet + kOnigWordLatin1Extras + "]";
+                    break;
+                case 'W':
+                    out += std::string("[^") + kOnigWordSet + (depth > 0 ? "" : kOnigWordLatin1Extras) + "]";
+                    break;
+                case 'Q': {  // \Q...\E: literal text, copied as is
+                    const size_t end = pattern.find("\\E", i + 1);
+                    const size_t stop = end == std::string::npos ? n : end + 2;
+                    out.append(pattern, i - 1, stop - (i - 1));
+                    i = stop - 1;
+                    break;
+                }
+                default:  // any other escape (\p{..}, \d, \x{..}, \n, \\, ...): ICU reads it as Oniguruma does
+                    out.push_back('\\');
+                    out.push_back(e);
+            }
+            continue;
+        }
+        if (c == '[') {
+            if (depth > 0 && i + 1 < n && pattern[i + 1] == ':') {  // POSIX bracket [:alpha:] inside a class
+                const size_t end = pattern.find(":]", i + 2);
+                if (end != std::string::npos) {
+                    out.append(pattern, i, end + 2 - i);
+                    i = end + 1;
+                    continue;
+                }
+            }
+            ++depth;
+            out.push_back(c);
+            // A ']' first in a class (after an optional '^') is a literal.
+            if (i + 1 < n && pattern[i + 1] == '^') out.push_back(pattern[++i]);
+            if (i + 1 < n && pattern[i + 1] == ']') {
+                out += "\\]";
+                ++i;
+            }
+            continue;
+        }
+        if (c == ']' && depth > 0) --depth;
+        out.push_back(c);
+    }
+    return out;
+}
+
+namespace {
+
 // ---------------------------------------------------------------- ICU regex
 
 // Compiled once; each thread keeps its own matcher per pattern (ICU matchers
@@ -161,10 +243,13 @@ public:
     explicit IcuRegex(const std::string& pattern) : text_(pattern), key_(next_key()) {
         UErrorCode status = U_ZERO_ERROR;
         UParseError parse_error{};
-        pattern_.reset(icu::RegexPattern::compile(icu::UnicodeString::fromUTF8(pattern), 0, parse_error, status));
+        const std::string icu_pattern = oniguruma_to_icu(pattern);
+        pattern_.reset(icu::RegexPattern::compile(icu::UnicodeString::fromUTF8(icu_pattern), 0, parse_error, status));
         if (U_FAILURE(status) || !pattern_) {
+            // The offset counts UTF-16 units of the pattern ICU compiled.
             throw FormatError("invalid regex '" + pattern + "': " + u_errorName(status) + " at offset " +
-                                  std::to_string(parse_error.offset),
+                                  std::to_string(parse_error.offset) +
+                                  (icu_pattern == pattern ? std::string() : " of its ICU form '" + icu_pattern + "'"),
                               "the pattern must be valid ICU (Oniguruma-like) regex syntax");
         }
     }

@@ -118,6 +118,14 @@ public:
     virtual bool is_byte_level() const { return false; }
 };
 
+// A tokenizer.json regex (Oniguruma syntax, as Hugging Face tokenizers runs
+// it) rewritten for ICU so its shorthand classes keep Oniguruma's meaning:
+// \s / \S as \p{White_Space} / \P{White_Space}, \w / \W as Oniguruma's word
+// set (with its Latin-1 extras outside brackets), \h / \H as hex digits.
+// Everything else (\p{..}, \d, literals, groups) is passed through as is.
+// Every regex run by this folder (Split, Replace) goes through it.
+std::string oniguruma_to_icu(const std::string& pattern);
+
 // Split with a regex (ICU, or hand-coded when the text is the GPT-2 pattern).
 std::unique_ptr<PreTokenizerStage> make_split_regex_stage(const std::string& pattern, SplitBehavior behavior,
                                                           bool invert);

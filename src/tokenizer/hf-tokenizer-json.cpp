@@ -12,6 +12,8 @@
 // kUnused, decodes to nothing and is not a merge or lookup target; text with
 // the lost character falls back to <0xNN> bytes instead.
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <fstream>
@@ -614,7 +616,8 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path) {
     if (fs::is_directory(path, ec)) {
         file = (fs::path(path) / "tokenizer.json").string();
         if (!fs::exists(file, ec)) {
-            throw IoError("no tokenizer.json in " + path, "pass the tokenizer.json file or a model folder holding one");
+            throw IoError("no tokenizer.json in folder '" + path + "'",
+                          "pass the tokenizer.json file or a model folder holding one");
         }
     }
     return with_context("error loading tokenizer from " + file, [&] {
@@ -625,14 +628,17 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path) {
 }
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
+    static const char* const kHint = "pass a tokenizer.json, a GGUF file, or a model folder holding tokenizer.json";
     std::error_code ec;
+    if (!fs::exists(path, ec)) throw IoError("cannot open tokenizer '" + path + "': no such file or folder", kHint);
     if (fs::is_directory(path, ec)) {
         if (fs::exists(fs::path(path) / "tokenizer.json", ec)) return load_tokenizer_json(path);
-        throw IoError("no tokenizer.json in " + path,
-                      "pass a tokenizer.json, a GGUF file, or a model folder holding tokenizer.json");
+        throw IoError("no tokenizer.json in folder '" + path + "'", kHint);
     }
     std::ifstream in(path, std::ios::binary);
-    if (!in) throw IoError("cannot open " + path, "check the path and permissions");
+    if (!in) {
+        throw IoError("cannot read tokenizer '" + path + "': " + std::strerror(errno), "check the file's permissions");
+    }
     char head[4] = {};
     in.read(head, 4);
     if (in.gcount() == 4 && std::string_view(head, 4) == "GGUF") return load_tokenizer_gguf(path);
@@ -642,8 +648,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
     while (in.get(first) && std::isspace(static_cast<unsigned char>(first))) {
     }
     if (fs::path(path).extension() == ".json" || first == '{') return load_tokenizer_json(path);
-    throw FormatError("error loading tokenizer from " + path + ": neither a GGUF file nor a tokenizer.json",
-                      "pass a tokenizer.json, a GGUF file, or a model folder holding tokenizer.json");
+    throw FormatError("error loading tokenizer from " + path + ": neither a GGUF file nor a tokenizer.json", kHint);
 }
 
 }  // namespace memskew

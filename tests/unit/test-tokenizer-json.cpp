@@ -124,6 +124,16 @@ TEST(TokenizerJson, LoadTokenizerDispatches) {
     EXPECT_THROW(load_tokenizer_json("/nonexistent/tokenizer.json"), IoError);
 }
 
+// load_tokenizer's errors name the path and say what it accepts (no shared assets needed).
+TEST(TokenizerJsonErrors, LoadTokenizerNamesThePath) {
+    const std::string hint = "pass a tokenizer.json, a GGUF file, or a model folder holding tokenizer.json";
+    test::expect_error<IoError>([] { load_tokenizer("/nonexistent/tokenizer.json"); },
+                                {"cannot open tokenizer '/nonexistent/tokenizer.json': no such file or folder"}, hint);
+    const std::string empty = test::temp_dir();
+    test::expect_error<IoError>([&] { load_tokenizer(empty); }, {"no tokenizer.json in folder '" + empty + "'"}, hint);
+    test::expect_error<IoError>([&] { load_tokenizer_json(empty); }, {"no tokenizer.json in folder '" + empty + "'"});
+}
+
 // The tokenizer.json and GGUF copies of the same vocabulary agree on real text.
 TEST(TokenizerJson, AgreesWithGgufOnMedquadQuestions) {
     MEMSKEW_REQUIRE_SHARED(data_path, "data/medquad.jsonl");
@@ -282,14 +292,16 @@ TEST(TokenizerJsonTiny, NormalizersAndMetaspace) {
 }
 
 // The hand-coded Llama-3 / Qwen2 splitters agree with ICU running the regex
-// itself. (Random text avoids U+000B and U+0085: they are White_Space, as \s
-// is for Oniguruma, which HF uses, but ICU's \s leaves them out.)
+// itself. (U+000B and U+0085 are White_Space, as \s is for Oniguruma, which
+// HF uses; ICU's own \s leaves them out, so the ICU path runs \s as
+// \p{White_Space}.)
 TEST(TokenizerJsonPreTokenizer, Llama3SplitterMatchesRegex) {
     static const std::vector<std::string> kParts = {
         "the", " cat", "S", "'s", "'S", "'re", "'RE", "'ll", "'Ll", "'ve", "'d", "'m", "'x", "'", " ", "  ", "   ",
         "\n", "\n\n", "\r\n", " \n ", "\t", "\t\t", "1", "23", "4567", "!", "...", "?!", "(", "\xC3\xA9",
         "\xE6\x95\xB0\xE5\xAD\x97", "\xF0\x9F\x98\x80", "\xE2\x96\x81", "\xFF", "\xC3", "\xD9\xA3",
-        "\xC2\xB2", "\xC2\xA0", "\xE3\x80\x80", "_", "-", "\xC5\xBF", "ing", " un", "\xD0\xBF\xD1\x80\xD0\xB8"};
+        "\xC2\xB2", "\xC2\xA0", "\xE3\x80\x80", "_", "-", "\xC5\xBF", "ing", " un", "\xD0\xBF\xD1\x80\xD0\xB8",
+        "\x0B", "\xC2\x85", "\xE2\x85\xAB", "\xC2\xBD", "\xE2\x91\xA0"};
     for (const auto& [pattern, max_digits] :
          {std::pair<const char*, int>{detail::hf::kLlama3Pattern, 3}, {detail::hf::kQwen2Pattern, 1}}) {
         const auto fast = detail::hf::make_llama3_pre_tokenizer(max_digits);

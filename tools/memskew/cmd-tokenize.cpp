@@ -56,8 +56,11 @@ void register_tokenize(CLI::App& app, Action& action) {
     };
     auto opts = std::make_shared<Opts>();
     auto* cmd = app.add_subcommand("tokenize", "Print the token ids of a text (or, with --decode, the text of ids)");
-    auto* m = cmd->add_option("--model,-m", opts->model, "Model file whose tokenizer to use (GGUF)");
-    auto* t = cmd->add_option("--tokenizer", opts->tokenizer, "Tokenizer file (GGUF, vocabulary-only is fine)");
+    auto* m = cmd->add_option("--model,-m", opts->model,
+                              "Model whose tokenizer to use (GGUF file or Hugging Face model folder)");
+    auto* t = cmd->add_option("--tokenizer", opts->tokenizer,
+                              "Tokenizer: a GGUF file (vocabulary-only is fine), a tokenizer.json, or a folder "
+                              "holding tokenizer.json");
     m->excludes(t);
     auto* text = cmd->add_option("--text", opts->text, "Text to encode (or ids to decode)");
     auto* file = cmd->add_option("--file", opts->file, "File whose content to encode (or ids to decode)");
@@ -78,7 +81,7 @@ void register_tokenize(CLI::App& app, Action& action) {
                 model = Model::load(opts->model);
                 tok = &model->tokenizer();
             } else {
-                own = load_tokenizer_gguf(opts->tokenizer);
+                own = load_tokenizer(opts->tokenizer);  // GGUF by its magic, tokenizer.json, or a folder
                 tok = own.get();
             }
             const std::string input = opts->file.empty() ? opts->text : read_text_file(opts->file);
