@@ -10,7 +10,7 @@ jobs=${MEMSKEW_JOBS:-$(nproc)}
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 if [ ! -f build/CMakeCache.txt ]; then
-  cmake -S . -B build "${generator[@]}" -DCMAKE_BUILD_TYPE=Release "$@"
+  cmake -S . -B build "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DMEMSKEW_PYTHON=ON "$@"
 elif [ $# -gt 0 ]; then
   cmake -S . -B build "$@"
 fi

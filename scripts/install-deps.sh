@@ -14,6 +14,7 @@ packages=(
   libxxhash-dev libtomlplusplus-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libhnswlib-dev libgloo-dev
+  pybind11-dev python3-dev python3-numpy python3-pandas python3-pytest
 )
 # Optional extras: the browser for report tests. Skipped with MEMSKEW_MINIMAL_DEPS=1.
 extras=(chromium)

@@ -39,8 +39,10 @@
 namespace memskew {
 
 // Version of the JSON document's layout ("schema_version"). Bumped on any
-// change that renames or removes a field; new fields may appear without a bump.
-inline constexpr int kAnalysisSchemaVersion = 1;
+// change that renames or removes a field or changes its meaning; new fields
+// may appear without a bump. 2: train_loss is the epoch's mean training loss
+// (it was the last logged step's, now train_loss_last_step).
+inline constexpr int kAnalysisSchemaVersion = 2;
 
 struct AnalyzeParams {
     // The run analysed in M5–M9. Absent: the store's only run; with several
@@ -129,6 +131,20 @@ struct CorrelationEntry {
     stats::CorrelationResult spearman; // statistic / p_value NaN when not computable
     std::string null_reason;           // why statistic or p_value is null, if so
 };
+
+// A run's training loss in words, for the terminal: "mean of the epoch 1.23
+// (last step 1.1)"; for a run that recorded only the last step's loss (a
+// store from before schema version 3, or no loss logged in the checkpoint's
+// epoch) "last step 1.1 (no epoch mean recorded)"; "" when neither is known.
+std::string train_loss_text(const std::optional<double>& epoch_mean, const std::optional<double>& last_step,
+                            int precision = 4);
+
+// The metrics users compare n_pre against, in the order `memskew analyze`'s
+// terminal summary leads with them: loss, min-k%, min-k%++, zlib, Pythia
+// score, ROUGE-L, Levenshtein similarity (store column names; the generation
+// ones need `probe --generate`). The other columns follow.
+inline constexpr const char* kM8LeadMetrics[] = {"loss",         "min_k_prob", "min_k_plus_plus", "zlib_ratio",
+                                                 "pythia_score", "rouge_l",    "lev_sim_tokens"};
 
 struct CorrelationSection {
     std::string skipped;
@@ -267,7 +283,8 @@ struct SimilaritySection {
 struct CheckpointSummary {
     int64_t run_id = 0;
     std::optional<int64_t> step, epoch;
-    std::optional<double> train_loss;
+    std::optional<double> train_loss;            // the epoch's mean (RunSpec::train_loss)
+    std::optional<double> train_loss_last_step;  // the last logged step's
     int64_t n_samples = 0;  // samples with n_pre
     double mean = NAN, p99 = NAN, max = NAN;  // NaN (null) when n_samples = 0
     int64_t n_exact = 0;

@@ -14,6 +14,7 @@
 #include "memskew/metrics.h"
 #include "memskew/sft-encoder.h"
 #include "memskew/similarity-figures.h"
+#include "memskew/store.h"
 
 namespace memskew {
 
@@ -71,7 +72,11 @@ struct ProbeTarget {
     std::string adapter_path;  // "" for none
     std::optional<int64_t> checkpoint_step;
     std::optional<double> checkpoint_epoch;  // as trainer_state.json has it (stored rounded)
-    std::optional<double> train_loss;        // the latest logged training loss at that step
+    // The checkpoint's training loss (checkpoint_loss, trainer-state.h): the
+    // mean of the logged step losses of its epoch up to its step, and the
+    // latest logged step loss.
+    std::optional<double> train_loss;
+    std::optional<double> train_loss_last_step;
     std::string label;                       // for progress lines: "checkpoint-500", the folder name
     // What the checkpoint's training applied against memorization, from its
     // memskew-train.json: {"goldfish_k": K, "goldfish_h": H}; null when nothing.
@@ -176,5 +181,19 @@ std::vector<ProbeSummary> run_probes(const ProbeParams& params, const ProgressFn
                                      ProcessGroup* group = nullptr);
 // run_probes() for a probe of exactly one run (InvalidInput otherwise).
 ProbeSummary run_probe(const ProbeParams& params, const ProgressFn& progress = {}, ProcessGroup* group = nullptr);
+
+// One prompt and reference, scored as the probe scores a sample: the texts
+// encoded as `memskew score` encodes them (encode_prompt, encode_reference),
+// teacher forcing under p.sampling, greedy generation when p.generate, and
+// the store's per-sample metrics with p.metrics. For front ends that score a
+// single pair (the Python module's Model.score).
+struct ScoredSample {
+    std::vector<int32_t> prompt, reference;
+    TokenScores scores;
+    std::optional<GeneratedOutput> generated;
+    MetricsRow metrics;
+};
+ScoredSample score_sample(const Model& model, const std::string& prompt, const std::string& reference,
+                          const ProbeParams& p = {});
 
 }  // namespace memskew

@@ -39,7 +39,11 @@ struct ReaderAccess;
 // Version 2 added the similarity tables (sample_vectors, sample_similarity,
 // run_similarity); a version-1 store is upgraded in place when opened for
 // writing and read as a store without similarity figures otherwise.
-inline constexpr int kStoreSchemaVersion = 2;
+// Version 3 made runs.train_loss the epoch's mean training loss and added
+// runs.train_loss_last_step; an older store's train_loss (the last logged
+// step's) becomes train_loss_last_step, its train_loss NULL (upgraded in place
+// when writable, read that way otherwise).
+inline constexpr int kStoreSchemaVersion = 3;
 // PRAGMA application_id of a memskew store: "MSKW" in ASCII.
 inline constexpr int32_t kStoreApplicationId = 0x4D534B57;
 // Key of RunSpec::options that is excluded from the run key, so shards of one
@@ -64,7 +68,12 @@ struct RunSpec {
     std::string adapter_fingerprint;  // empty: no adapter
     std::optional<int64_t> checkpoint_step;
     std::optional<int64_t> checkpoint_epoch;
-    std::optional<double> train_loss;  // recorded, not part of the key
+    // Training loss of the checkpoint (recorded, not part of the key): the mean
+    // of the logged step losses of its epoch up to its step (checkpoint_loss,
+    // trainer-state.h), and the last logged step's loss. A store from before
+    // schema version 3 recorded only the latter: train_loss is absent there.
+    std::optional<double> train_loss;
+    std::optional<double> train_loss_last_step;
     std::string dataset_path;
     std::string dataset_hash;  // required
     // Probe options (sampling, k, n, shard, ...): any JSON object. Part of the
@@ -165,6 +174,9 @@ struct MetricsRow {
 // Maps SampleMetrics to columns; NaN doubles become absent (NULL). When
 // log_survival (metrics.h: element k-1 = log P(N_pre >= k)) is given, the
 // log_p_ge_* columns it reaches are filled.
+// The row as a JSON object with the export's column names (absent = null,
+// non-finite reals = null as in JSON Lines export) and "extra_json" parsed.
+nlohmann::json metrics_row_json(const MetricsRow& row);
 MetricsRow to_metrics_row(const SampleMetrics& metrics,
                           const std::vector<double>* log_survival = nullptr);
 

@@ -25,7 +25,11 @@ struct StudyPoint {
     int64_t run_id = 0;
     int64_t step = 0;
     int64_t epoch = 0;
-    double train_loss = NAN;  // mean loss over the epoch (train-done.json), else the last logged loss
+    // The mean of the epoch's logged step losses (RunSpec::train_loss; for a
+    // store from before it was recorded, computed from the arm's
+    // trainer_state.json), and the last logged step's loss.
+    double train_loss = NAN;
+    double train_loss_last_step = NAN;
     int64_t n_samples = 0;
     double mean_n_pre = NAN, p99_n_pre = NAN, max_n_pre = NAN;
     int64_t n_exact = 0;

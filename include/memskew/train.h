@@ -74,7 +74,9 @@ struct TrainProgress {
 struct EpochRecord {
     int64_t epoch = 0;
     int64_t step = 0;
-    double loss = 0.0;  // mean loss over the epoch's micro-batches
+    // Mean of the epoch's step losses (each token-weighted over its step), as
+    // the epoch-end checkpoint records it (checkpoint_loss, trainer-state.h).
+    double loss = 0.0;
     std::string checkpoint;
     std::optional<int64_t> monitor_max_n_pre;
     std::optional<double> monitor_p99_n_pre;

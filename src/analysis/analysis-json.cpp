@@ -1,6 +1,8 @@
 // The analysis result as a JSON document (docs/analysis-json.md) and as a
 // one-screen terminal summary.
+#include <algorithm>
 #include <cmath>
+#include <iterator>
 
 #include <fmt/format.h>
 
@@ -297,13 +299,16 @@ json mitigation_json(const MitigationSection& m) {
             {"guard_test", test}};
 }
 
+json finite_or_null(const std::optional<double>& v) { return v && std::isfinite(*v) ? json(*v) : json(nullptr); }
+
 json trends_json(const TrendSection& t) {
     json cps = json::array();
     for (const auto& c : t.checkpoints)
         cps.push_back({{"run_id", c.run_id},
                        {"step", opt(c.step)},
                        {"epoch", opt(c.epoch)},
-                       {"train_loss", c.train_loss && std::isfinite(*c.train_loss) ? json(*c.train_loss) : json(nullptr)},
+                       {"train_loss", finite_or_null(c.train_loss)},
+                       {"train_loss_last_step", finite_or_null(c.train_loss_last_step)},
                        {"n_samples", c.n_samples},
                        {"mean", num(c.mean)},
                        {"p99", num(c.p99)},
@@ -361,7 +366,8 @@ nlohmann::json to_json(const AnalysisResult& r) {
                 {"run_key", r.run.run_key},
                 {"checkpoint_step", opt(s.checkpoint_step)},
                 {"checkpoint_epoch", opt(s.checkpoint_epoch)},
-                {"train_loss", s.train_loss && std::isfinite(*s.train_loss) ? json(*s.train_loss) : json(nullptr)},
+                {"train_loss", finite_or_null(s.train_loss)},
+                {"train_loss_last_step", finite_or_null(s.train_loss_last_step)},
                 {"model_path", s.model_path},
                 {"adapter_path", s.adapter_path.empty() ? json(nullptr) : json(s.adapter_path)},
                 {"dataset_path", s.dataset_path},
@@ -393,6 +399,17 @@ namespace {
 std::string g(double v) { return std::isfinite(v) ? fmt::format("{:.4g}", v) : std::string("n/a"); }
 }  // namespace
 
+std::string train_loss_text(const std::optional<double>& epoch_mean, const std::optional<double>& last_step,
+                            int precision) {
+    auto n = [&](double v) { return fmt::format("{:.{}g}", v, precision); };
+    if (epoch_mean)
+        return last_step ? fmt::format("mean of the epoch {} (last step {})", n(*epoch_mean), n(*last_step))
+                         : fmt::format("mean of the epoch {}", n(*epoch_mean));
+    if (last_step)
+        return fmt::format("last step {} (no epoch mean recorded)", n(*last_step));
+    return "";
+}
+
 std::string format_summary(const AnalysisResult& r) {
     std::string out;
     auto line = [&](const std::string& s) { out += s + "\n"; };
@@ -402,6 +419,8 @@ std::string format_summary(const AnalysisResult& r) {
     if (sp.checkpoint_epoch) ckpt += fmt::format(", epoch {}", *sp.checkpoint_epoch);
     line(fmt::format("memskew analyze: {} — run {}{} ({} samples, {} run(s) in the store)", r.store_path,
                      r.run.run_id, ckpt, r.n_samples, r.n_runs));
+    if (const std::string loss = train_loss_text(sp.train_loss, sp.train_loss_last_step); !loss.empty())
+        line("training loss: " + loss);
     line("");
     for (const auto& f : r.findings) line("* " + f);
     line("");
@@ -468,15 +487,28 @@ std::string format_summary(const AnalysisResult& r) {
     }
     const auto& c = r.correlations;
     if (c.skipped.empty()) {
-        std::string cs;
+        // The metrics users compare n_pre against lead (kM8LeadMetrics order),
+        // then the other columns in schema order; names as in the JSON.
+        std::string lead, rest;
+        for (const char* name : kM8LeadMetrics)
+            for (const auto& e : c.entries)
+                if (e.metric == name && std::isfinite(e.spearman.statistic))
+                    lead += fmt::format("  {} {:+.2f}", e.metric, e.spearman.statistic);
         int shown = 0;
         for (const auto& e : c.entries) {
             if (e.metric == "length" || e.metric == "exact" || e.metric == "n_pre_frac") continue;
+            if (std::find(std::begin(kM8LeadMetrics), std::end(kM8LeadMetrics), e.metric) != std::end(kM8LeadMetrics))
+                continue;
             if (!std::isfinite(e.spearman.statistic) || shown >= 6) continue;
-            cs += fmt::format("  {} {:+.2f}", e.metric, e.spearman.statistic);
+            rest += fmt::format("  {} {:+.2f}", e.metric, e.spearman.statistic);
             ++shown;
         }
-        line("M8 Spearman vs n_pre:" + (cs.empty() ? std::string(" no metric columns") : cs));
+        if (lead.empty() && rest.empty()) {
+            line("M8 Spearman vs n_pre: no metric columns");
+        } else {
+            line("M8 Spearman vs n_pre:" + (lead.empty() ? rest : lead));
+            if (!lead.empty() && !rest.empty()) line("   also:" + rest);
+        }
     } else {
         line("M8 " + c.skipped);
     }
@@ -528,13 +560,24 @@ std::string format_summary(const AnalysisResult& r) {
     }
     const auto& t = r.trends;
     if (t.checkpoints.size() >= 2) {
-        line("M11 checkpoints (step, loss, mean, p99, max, exact):");
+        line("M11 checkpoints (step, training loss: the epoch's mean, n_pre mean, p99, max, exact):");
+        bool last_step_only = false;
         for (std::size_t i = 0; i < t.checkpoints.size() && i < 8; ++i) {
             const auto& k = t.checkpoints[i];
+            // A run that recorded only the last step's loss shows it, marked.
+            std::string loss = "?";
+            if (k.train_loss) {
+                loss = g(*k.train_loss);
+            } else if (k.train_loss_last_step) {
+                loss = g(*k.train_loss_last_step) + " (last step)";
+                last_step_only = true;
+            }
             line(fmt::format("   run {} step {} loss {} mean {} p99 {} max {} exact {}", k.run_id,
-                             k.step ? std::to_string(*k.step) : "?", k.train_loss ? g(*k.train_loss) : "?", g(k.mean),
-                             g(k.p99), g(k.max), k.n_exact));
+                             k.step ? std::to_string(*k.step) : "?", loss, g(k.mean), g(k.p99), g(k.max), k.n_exact));
         }
+        if (last_step_only)
+            line("   (last step): no epoch mean recorded (a store from before schema version 3, or no loss logged in "
+                 "the epoch), the last step's loss instead");
         for (const auto& x : t.comparisons) {
             if (x.relation == "pair") continue;
             if (x.wilcoxon)

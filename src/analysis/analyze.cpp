@@ -359,6 +359,7 @@ CheckpointSummary summarize_checkpoint(const RunInfo& info, const RunColumns& c)
     s.step = info.spec.checkpoint_step;
     s.epoch = info.spec.checkpoint_epoch;
     s.train_loss = info.spec.train_loss;
+    s.train_loss_last_step = info.spec.train_loss_last_step;
     std::vector<double> v;
     for (std::size_t i = 0; i < c.size(); ++i) {
         if (c.n_pre[i] < 0) continue;
@@ -528,10 +529,19 @@ void write_findings(AnalysisResult& r) {
         const auto& f = t.checkpoints.front();
         const auto& l = t.checkpoints.back();
         auto loss = [](const std::optional<double>& v) { return v ? fmt::format("{:.3g}", *v) : std::string("?"); };
-        r.findings.push_back(fmt::format(
-            "Across {} checkpoints max n_pre goes {:g} -> {:g} and p99 {:g} -> {:g} while the training loss "
-            "goes {} -> {}.",
-            t.checkpoints.size(), f.max, l.max, f.p99, l.p99, loss(f.train_loss), loss(l.train_loss)));
+        // The epoch's mean training loss; runs from a store that recorded only
+        // the last step's loss say so.
+        std::string loss_text;
+        if (f.train_loss || l.train_loss)
+            loss_text = fmt::format("the mean training loss of the epoch goes {} -> {}", loss(f.train_loss),
+                                    loss(l.train_loss));
+        else if (f.train_loss_last_step || l.train_loss_last_step)
+            loss_text = fmt::format("the last step's training loss goes {} -> {} (no epoch mean recorded)",
+                                    loss(f.train_loss_last_step), loss(l.train_loss_last_step));
+        else
+            loss_text = "the training loss is not recorded";
+        r.findings.push_back(fmt::format("Across {} checkpoints max n_pre goes {:g} -> {:g} and p99 {:g} -> {:g} while {}.",
+                                         t.checkpoints.size(), f.max, l.max, f.p99, l.p99, loss_text));
     }
 }
 

@@ -82,7 +82,7 @@ void filter_loop(const DemoParams& p, const TrainParams& first, const std::strin
     s.exact_kept_before = before.exact_kept;
     s.exact_kept_after = after.exact_kept;
     log(fmt::format("[5/5] filter: removed {} near-duplicates (one sample per cluster stays) -> {}; retrained {} "
-                    "epochs (final loss {:.3f}) and probed again -> {}",
+                    "epochs (mean loss of the last epoch {:.3f}) and probed again -> {}",
                     fr.n_removed, fr.out_path, p.epochs, ts.epochs.empty() ? NAN : ts.epochs.back().loss,
                     pp.out_path));
 }
@@ -143,7 +143,7 @@ DemoSummary run_demo(const DemoParams& p, const std::function<void(const std::st
                     "one checkpoint per epoch",
                     p.filter_loop ? 5 : 4, s.n_params / 1e6, p.epochs));
     const TrainSummary ts = train_model(*model, tp, {});
-    for (const auto& e : ts.epochs) log(fmt::format("      epoch {:>2}  loss {:.3f}", e.epoch, e.loss));
+    for (const auto& e : ts.epochs) log(fmt::format("      epoch {:>2}  mean loss {:.3f}", e.epoch, e.loss));
 
     ProbeParams pp;
     pp.model_path = init_dir;

@@ -168,19 +168,16 @@ bool is_full_model_folder(const fs::path& dir) {
            (has_file(dir, "model.safetensors") || has_file(dir, "model.safetensors.index.json"));
 }
 
-// Step, epoch and latest training loss of a checkpoint folder.
+// Step, epoch and training loss (the epoch's mean so far and the last step's,
+// see checkpoint_loss) of a checkpoint folder.
 void read_checkpoint_info(const fs::path& dir, ProbeTarget& t) {
     if (has_file(dir, "trainer_state.json")) {
         const TrainerState st = load_trainer_state(dir.string());
         t.checkpoint_step = st.global_step;
         t.checkpoint_epoch = st.epoch;
-        for (auto it = st.log_history.rbegin(); it != st.log_history.rend(); ++it) {
-            if (it->step > st.global_step) continue;
-            if (const auto loss = it->loss()) {
-                t.train_loss = *loss;
-                break;
-            }
-        }
+        const CheckpointLoss loss = checkpoint_loss(st);
+        t.train_loss = loss.mean;
+        t.train_loss_last_step = loss.last_step;
     } else if (const auto step = checkpoint_step_of(dir.filename().string())) {
         t.checkpoint_step = *step;
     }
@@ -188,6 +185,11 @@ void read_checkpoint_info(const fs::path& dir, ProbeTarget& t) {
     if (has_file(dir, "memskew-train.json")) {
         try {
             const auto j = nlohmann::json::parse(read_text_file((dir / "memskew-train.json").string()));
+            // The trainer's own figures (the same definition; older
+            // checkpoints lack them and keep the ones from the log above).
+            if (j.contains("train_loss") && j["train_loss"].is_number()) t.train_loss = j["train_loss"].get<double>();
+            if (j.contains("train_loss_last_step") && j["train_loss_last_step"].is_number())
+                t.train_loss_last_step = j["train_loss_last_step"].get<double>();
             if (j.contains("goldfish") && j["goldfish"].is_object())
                 t.training = {{"goldfish_k", j["goldfish"].value("k", int64_t{0})},
                               {"goldfish_h", j["goldfish"].value("h", int64_t{0})}};
@@ -461,6 +463,29 @@ struct RunContext {
 // The records of a planned batch's samples that are not stored yet. The whole
 // batch is recomputed even when part of it was stored (it cannot be after a
 // crash, since batches commit whole): the same batch gives bit-identical results.
+// The metrics' per-token inputs from one sample's scores: the one place they are assembled.
+SampleInputs sample_inputs(const TokenScores& sc, const std::vector<int32_t>& reference, const std::string& reference_text) {
+    const size_t L = reference.size();
+    SampleInputs in;
+    in.tokens.match.resize(L);
+    for (size_t j = 0; j < L; ++j) in.tokens.match[j] = sc.argmax[j] == reference[j];
+    in.tokens.log_prob = to_double(sc.logprob);
+    in.tokens.entropy = to_double(sc.entropy);
+    in.tokens.mean_log_prob = to_double(sc.mean_logp);
+    in.tokens.var_log_prob = to_double(sc.var_logp);
+    in.tokens.sampling_log_prob = to_double(sc.logprob_sampling);
+    in.reference_tokens = reference;
+    in.reference_text = reference_text;
+    return in;
+}
+
+// A sample's stored metrics (the columns of the store and of export).
+MetricsRow metrics_row(const SampleInputs& in, const SampleMetricsParams& params) {
+    const SampleMetrics m = compute_sample_metrics(in, params);
+    const auto surv = log_survival(in.tokens.sampling_log_prob);
+    return to_metrics_row(m, &surv);
+}
+
 std::vector<SampleRecord> probe_batch(const RunContext& c, const std::vector<size_t>& batch,
                                       const std::unordered_set<std::string>& done) {
     const ProbeParams& p = c.p;
@@ -486,25 +511,14 @@ std::vector<SampleRecord> probe_batch(const RunContext& c, const std::vector<siz
         if (done.count(s.id)) continue;
         const TokenScores& sc = scores[bi];
         const size_t L = it.reference.size();
-        SampleInputs in;
-        in.tokens.match.resize(L);
-        for (size_t j = 0; j < L; ++j) in.tokens.match[j] = sc.argmax[j] == it.reference[j];
-        in.tokens.log_prob = to_double(sc.logprob);
-        in.tokens.entropy = to_double(sc.entropy);
-        in.tokens.mean_log_prob = to_double(sc.mean_logp);
-        in.tokens.var_log_prob = to_double(sc.var_logp);
-        in.tokens.sampling_log_prob = to_double(sc.logprob_sampling);
-        in.reference_tokens = it.reference;
         const std::string reference_text = it.truncated || p.text_split ? c.tok.decode(it.reference) : s.reference;
-        in.reference_text = reference_text;
+        SampleInputs in = sample_inputs(sc, it.reference, reference_text);
         std::optional<std::string> generated_text;
         if (p.generate) {
             in.generated = generated_output(gens[bi], c.tok);
             generated_text = in.generated->text;
         }
         if (c.guard) in.guarded = generated_output(guarded[bi], c.tok);
-        const SampleMetrics m = compute_sample_metrics(in, p.metrics);
-        const auto surv = log_survival(in.tokens.sampling_log_prob);
         SampleRecord rec;
         rec.sample_id = s.id;
         rec.sample_index = static_cast<int64_t>(s.index);
@@ -516,7 +530,7 @@ std::vector<SampleRecord> probe_batch(const RunContext& c, const std::vector<siz
             rec.reference_text = reference_text;
             rec.generated_text = generated_text;
         }
-        rec.metrics = to_metrics_row(m, &surv);
+        rec.metrics = metrics_row(in, p.metrics);
         StoredTokens st;
         st.match = in.tokens.match;
         st.argmax = sc.argmax;
@@ -594,6 +608,7 @@ ProbeSummary probe_one(const ProbeParams& p, const Dataset& ds, const Prepared& 
     spec.checkpoint_step = target.checkpoint_step;
     if (target.checkpoint_epoch) spec.checkpoint_epoch = std::llround(*target.checkpoint_epoch);
     spec.train_loss = target.train_loss;
+    spec.train_loss_last_step = target.train_loss_last_step;
     spec.dataset_path = p.data_path;
     spec.dataset_hash = file_content_hash(p.data_path);
     spec.options = options_json(p, ds, model);
@@ -797,6 +812,28 @@ ProbeSummary run_probe(const ProbeParams& p, const ProgressFn& progress, Process
                                "use run_probes()");
     }
     return run_probes(p, progress, group).front();
+}
+
+ScoredSample score_sample(const Model& model, const std::string& prompt, const std::string& reference,
+                          const ProbeParams& p) {
+    const Tokenizer& tok = model.tokenizer();
+    ScoredSample out;
+    out.prompt = encode_prompt(tok, prompt);
+    out.reference = encode_reference(tok, reference);
+    if (out.reference.empty())
+        throw InvalidInput("the reference encodes to no tokens", "give a non-empty reference");
+    Engine engine(std::shared_ptr<const Model>(std::shared_ptr<const Model>{}, &model));
+    ScoreParams sp;
+    sp.sampling = p.sampling;
+    out.scores = engine.score({{out.prompt, out.reference}}, sp).front();
+    SampleInputs in = sample_inputs(out.scores, out.reference, reference);
+    if (p.generate) {
+        const GenerateRequest g{out.prompt, out.reference, static_cast<int32_t>(out.reference.size())};
+        in.generated = generated_output(engine.generate({g}, GenerateParams{true, false}).front(), tok);
+        out.generated = in.generated;
+    }
+    out.metrics = metrics_row(in, p.metrics);
+    return out;
 }
 
 }  // namespace memskew

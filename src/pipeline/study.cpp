@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -150,8 +151,9 @@ ArmPaths arm_paths(const std::string& out_dir, const std::string& arm) {
     return p;
 }
 
-// Mean of the logged step losses of each epoch, from the last checkpoint's
-// trainer_state.json: epoch e covers steps (step_{e-1}, step_e].
+// The epoch's mean training loss at each (epoch, step) checkpoint, from the
+// last checkpoint's trainer_state.json (checkpoint_loss): for runs of a store
+// that recorded only the last step's loss (before schema version 3).
 std::map<int64_t, double> epoch_losses(const std::string& arm_dir, const std::vector<std::pair<int64_t, int64_t>>& epoch_steps) {
     std::map<int64_t, double> out;
     const auto ckpts = list_checkpoints(arm_dir);
@@ -162,20 +164,8 @@ std::map<int64_t, double> epoch_losses(const std::string& arm_dir, const std::ve
     } catch (const Error&) {
         return out;
     }
-    int64_t prev = 0;
-    for (const auto& [epoch, step] : epoch_steps) {
-        double sum = 0;
-        int64_t n = 0;
-        for (const auto& e : st.log_history) {
-            if (e.step <= prev || e.step > step) continue;
-            if (const auto l = e.loss()) {
-                sum += *l;
-                n++;
-            }
-        }
-        if (n) out[epoch] = sum / n;
-        prev = step;
-    }
+    for (const auto& [epoch, step] : epoch_steps)
+        if (const auto mean = checkpoint_loss(st.log_history, step, static_cast<double>(epoch)).mean) out[epoch] = *mean;
     return out;
 }
 
@@ -465,6 +455,7 @@ StudySummary write_study_report(const StudyConfig& c, const std::string& out_dir
             pt.step = *r.spec.checkpoint_step;
             pt.epoch = r.spec.checkpoint_epoch.value_or(0);
             pt.train_loss = r.spec.train_loss.value_or(NAN);
+            pt.train_loss_last_step = r.spec.train_loss_last_step.value_or(NAN);
             pt.n_samples = cs.n_samples;
             pt.mean_n_pre = cs.mean;
             pt.p99_n_pre = cs.p99;
@@ -495,9 +486,10 @@ StudySummary write_study_report(const StudyConfig& c, const std::string& out_dir
             } catch (const std::exception&) {
             }
         }
-        std::vector<std::pair<int64_t, int64_t>> epoch_steps;
-        for (const auto& [e, pt] : points[arm.name]) epoch_steps.emplace_back(e, pt.step);
-        const auto losses = epoch_losses(ap.dir, epoch_steps);
+        std::vector<std::pair<int64_t, int64_t>> epoch_steps;  // runs without a stored epoch mean
+        for (const auto& [e, pt] : points[arm.name])
+            if (!std::isfinite(pt.train_loss)) epoch_steps.emplace_back(e, pt.step);
+        const auto losses = epoch_steps.empty() ? std::map<int64_t, double>{} : epoch_losses(ap.dir, epoch_steps);
         for (auto [e, pt] : points[arm.name]) {
             if (const auto it = losses.find(e); it != losses.end()) pt.train_loss = it->second;
             if (const auto it = held_out_loss[arm.name].find(e); it != held_out_loss[arm.name].end())
@@ -554,7 +546,9 @@ StudySummary write_study_report(const StudyConfig& c, const std::string& out_dir
         ja["checkpoints"] = nlohmann::json::array();
         for (const auto& p : a.points) {
             nlohmann::json jp = {{"run_id", p.run_id}, {"epoch", p.epoch}, {"step", p.step},
-                                 {"train_loss", jnum(p.train_loss)}, {"held_out_loss", jnum(p.held_out_loss)},
+                                 {"train_loss", jnum(p.train_loss)},
+                                 {"train_loss_last_step", jnum(p.train_loss_last_step)},
+                                 {"held_out_loss", jnum(p.held_out_loss)},
                                  {"n_samples", p.n_samples}, {"mean_n_pre", jnum(p.mean_n_pre)},
                                  {"p99_n_pre", jnum(p.p99_n_pre)}, {"max_n_pre", jnum(p.max_n_pre)},
                                  {"n_exact", p.n_exact},

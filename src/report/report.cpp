@@ -155,7 +155,11 @@ footer { margin-top: 36px; color: #57606a; font-size: 12.5px; }
         item("dataset", sp.dataset_path);
         if (sp.checkpoint_step) item("step", std::to_string(*sp.checkpoint_step));
         if (sp.checkpoint_epoch) item("epoch", std::to_string(*sp.checkpoint_epoch));
-        if (sp.train_loss) item("train loss", format_number(*sp.train_loss, 4));
+        if (sp.train_loss) item("mean training loss of the epoch", format_number(*sp.train_loss, 4));
+        if (sp.train_loss_last_step)
+            item("last step's training loss",
+                 format_number(*sp.train_loss_last_step, 4) +
+                     (sp.train_loss ? "" : " (no epoch mean recorded)"));
         item("samples", format_number(static_cast<double>(r_.n_samples)));
         item("status", std::string(run_status_name(r_.run.status)));
         if (p_.redact) item("redacted", "sample texts replaced by ids and hashes");
@@ -665,7 +669,11 @@ footer { margin-top: 36px; color: #57606a; font-size: 12.5px; }
             return l;
         };
         report::Line lmax = line("max", kRed), lp99 = line("p99", kOrange), lmean = line("mean", kBlue);
-        report::Line loss = line("training loss", kPurple);
+        // The epoch's mean training loss; a store that recorded only the last
+        // step's loss (before schema version 3) plots that, and says so.
+        bool any_mean = false;
+        for (const auto& cp : t.checkpoints) any_mean = any_mean || cp.train_loss.has_value();
+        report::Line loss = line(any_mean ? "mean training loss of the epoch" : "last step's training loss", kPurple);
         std::vector<double> xs, ys;
         for (std::size_t i = 0; i < t.checkpoints.size(); ++i) {
             const auto& cp = t.checkpoints[i];
@@ -675,7 +683,8 @@ footer { margin-top: 36px; color: #57606a; font-size: 12.5px; }
             lp99.x.push_back(x), lp99.y.push_back(cp.p99);
             lmean.x.push_back(x), lmean.y.push_back(cp.mean);
             ys.insert(ys.end(), {cp.max, cp.p99, cp.mean});
-            if (cp.train_loss) loss.x.push_back(x), loss.y.push_back(*cp.train_loss);
+            if (const auto& v = any_mean ? cp.train_loss : cp.train_loss_last_step; v)
+                loss.x.push_back(x), loss.y.push_back(*v);
         }
         for (auto* l : {&lmax, &lp99, &lmean}) l->markers = true;
         tail.lines = {lmax, lp99, lmean};
@@ -690,29 +699,37 @@ footer { margin-top: 36px; color: #57606a; font-size: 12.5px; }
         if (!loss.x.empty()) {
             Chart lc;
             lc.id = "chart-trend-loss";
-            lc.title = "Training loss per checkpoint";
+            lc.title = any_mean ? "Mean training loss of the epoch per checkpoint"
+                                : "Last step's training loss per checkpoint";
             lc.width = 560;
             lc.height = 340;
             loss.markers = true;
             lc.lines = {loss};
             lc.x = tail.x;
             lc.y = report::fit_axis(ScaleKind::kLinear, loss.y, "training loss", true);
-            figure(lc, "The training loss recorded with each run (same x axis as the left chart).");
+            figure(lc, any_mean ? "The mean of the logged step losses of each checkpoint's epoch up to it (the whole "
+                                  "epoch for a checkpoint at its end), recorded with each run (same x axis as the "
+                                  "left chart)."
+                                : "The last logged step's training loss recorded with each run (same x axis as the "
+                                  "left chart). One step's loss is noisy; these runs recorded no epoch mean (a store "
+                                  "from before schema version 3, or no loss logged in the epoch).");
         } else {
             s_ += "<figure id=\"chart-trend-loss\" class=\"missing\"><figcaption>No training loss is recorded with "
                   "these runs.</figcaption></figure>\n";
         }
         s_ += "</div>\n";
         s_ += "<table id=\"table-checkpoints\">\n<tr><th>run</th><th class=\"num\">step</th><th class=\"num\">epoch</th>"
-              "<th class=\"num\">train loss</th><th class=\"num\">samples</th><th class=\"num\">mean</th>"
+              "<th class=\"num\">mean training loss of the epoch</th><th class=\"num\">last step's training loss</th>"
+              "<th class=\"num\">samples</th><th class=\"num\">mean</th>"
               "<th class=\"num\">p99</th><th class=\"num\">max</th><th class=\"num\">exact</th></tr>\n";
         for (const auto& cp : t.checkpoints) {
             s_ += fmt::format("<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>"
                               "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>"
-                              "<td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
+                              "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
                               cp.run_id, cp.step ? std::to_string(*cp.step) : "–",
                               cp.epoch ? std::to_string(*cp.epoch) : "–",
                               cp.train_loss ? h(format_number(*cp.train_loss, 4)) : "–",
+                              cp.train_loss_last_step ? h(format_number(*cp.train_loss_last_step, 4)) : "–",
                               h(format_number(static_cast<double>(cp.n_samples))), h(format_number(cp.mean, 3)),
                               h(format_number(cp.p99, 3)), h(format_number(cp.max, 3)),
                               h(format_number(static_cast<double>(cp.n_exact))));

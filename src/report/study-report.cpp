@@ -47,7 +47,7 @@ std::string mitigation_table(const StudySummary& sum) {
         "copies, not near-verbatim ones). Held-out loss: mean teacher-forced loss on samples no arm trained on. "
         "Guard cost: the model's mean log-probability of the tokens it emitted, unguarded minus guarded.</p>\n"
         "<table id=\"table-mitigation\"><tr><th class=\"l\">arm</th><th class=\"l\">mitigation</th><th>epoch</th>"
-        "<th>mean n_pre</th><th>p99</th><th>max</th><th>exact</th><th>approximate</th><th>train loss</th>"
+        "<th>mean n_pre</th><th>p99</th><th>max</th><th>exact</th><th>approximate</th><th>mean training loss of the epoch</th>"
         "<th>held-out loss</th><th>blocked steps</th><th>guard cost</th></tr>\n";
     auto pct = [](double f) { return std::isfinite(f) ? report::format_number(100 * f, 3) + "%" : std::string("–"); };
     for (const auto& a : sum.arms) {
@@ -95,7 +95,7 @@ std::string render_study_report(const StudySummary& sum) {
 
     // Arms table.
     h += "<h2>Arms</h2>\n<table id=\"table-arms\"><tr><th class=\"l\">arm</th><th class=\"l\">training set</th>"
-         "<th>samples</th><th>epochs</th><th>final loss</th><th>final mean n_pre</th><th>final p99</th>"
+         "<th>samples</th><th>epochs</th><th>final mean training loss of the epoch</th><th>final mean n_pre</th><th>final p99</th>"
          "<th>final max</th><th>exact</th></tr>\n";
     for (const auto& a : sum.arms) {
         const StudyPoint* last = a.points.empty() ? nullptr : &a.points.back();
@@ -153,11 +153,12 @@ std::string render_study_report(const StudySummary& sum) {
     h += "<h2>Tail of n_pre per epoch</h2>\n<p class=\"note\">Solid: max n_pre; dashed: p99. The finding to "
          "reproduce (METHOD M11): the tail keeps growing after the loss has flattened.</p>\n";
     h += epoch_chart("chart-study-tail", "max and p99 of n_pre per epoch", "n_pre (tokens)", false);
-    h += epoch_chart("chart-study-loss", "training loss per epoch (mean of the epoch's steps)", "loss", true);
+    h += epoch_chart("chart-study-loss", "mean training loss of the epoch (mean of its logged step losses)", "loss",
+                     true);
     {
         report::Chart ch;
         ch.id = "chart-study-tail-vs-loss";
-        ch.title = "max n_pre against training loss (one point per checkpoint)";
+        ch.title = "max n_pre against the mean training loss of the epoch (one point per checkpoint)";
         std::vector<double> xs, ys;
         size_t k = 0;
         for (const auto& a : sum.arms) {
@@ -174,7 +175,7 @@ std::string render_study_report(const StudySummary& sum) {
             ch.lines.push_back(l);
         }
         if (!xs.empty()) {
-            ch.x = report::fit_axis(report::ScaleKind::kLinear, xs, "training loss");
+            ch.x = report::fit_axis(report::ScaleKind::kLinear, xs, "mean training loss of the epoch");
             ch.y = report::fit_axis(report::ScaleKind::kLinear, ys, "max n_pre (tokens)", true);
             h += ch.render() + "\n";
         }
@@ -192,17 +193,18 @@ std::string render_study_report(const StudySummary& sum) {
             held = held || std::isfinite(p.held_out_loss);
             guarded = guarded || p.guarded;
         }
-        h += "<table class=\"table-arm\"><tr><th>epoch</th><th>step</th><th>loss</th><th>samples</th><th>mean n_pre</th>"
-             "<th>p99</th><th>max</th><th>exact</th>";
+        h += "<table class=\"table-arm\"><tr><th>epoch</th><th>step</th><th>mean training loss of the epoch</th>"
+             "<th>last step's training loss</th><th>samples</th><th>mean n_pre</th><th>p99</th><th>max</th><th>exact</th>";
         if (approx) h += "<th>approximate</th>";
         if (held) h += "<th>held-out loss</th>";
         if (guarded) h += "<th>guarded mean</th><th>guarded max</th><th>guarded exact</th><th>guarded approximate</th>";
         h += "<th>run</th></tr>\n";
         const auto share = [](double f) { return std::isfinite(f) ? report::format_number(100 * f, 3) + "%" : std::string("–"); };
         for (const auto& p : a.points) {
-            h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
-                             p.epoch, p.step, num(p.train_loss, 4), p.n_samples, num(p.mean_n_pre), num(p.p99_n_pre),
-                             num(p.max_n_pre), p.n_exact);
+            h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+                             "<td>{}</td>",
+                             p.epoch, p.step, num(p.train_loss, 4), num(p.train_loss_last_step, 4), p.n_samples,
+                             num(p.mean_n_pre), num(p.p99_n_pre), num(p.max_n_pre), p.n_exact);
             if (approx) h += "<td>" + share(p.greedy ? p.greedy->approx_share : NAN) + "</td>";
             if (held) h += "<td>" + num(p.held_out_loss, 4) + "</td>";
             if (guarded)

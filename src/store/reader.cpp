@@ -111,7 +111,7 @@ std::vector<RunInfo> ResultReader::runs() const { return load_runs(*impl_->db); 
 
 RunInfo ResultReader::run(int64_t run_id) const {
     impl_->require_run(run_id);
-    Statement st(*impl_->db, std::string(kRunSelect) + " WHERE run_id = ?");
+    Statement st(*impl_->db, run_select(*impl_->db) + " WHERE run_id = ?");
     st.bind_int(1, run_id);
     st.step();
     return read_run(st);

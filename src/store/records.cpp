@@ -96,6 +96,19 @@ bool MetricsRow::operator==(const MetricsRow& o) const {
     return extra == o.extra;
 }
 
+nlohmann::json metrics_row_json(const MetricsRow& row) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& c : store_detail::metric_columns()) {
+        auto& v = j[c.name];
+        if (c.as_int && row.*c.as_int) v = *(row.*c.as_int);
+        else if (c.as_bool && row.*c.as_bool) v = *(row.*c.as_bool);
+        else if (c.as_real && row.*c.as_real && std::isfinite(*(row.*c.as_real))) v = *(row.*c.as_real);
+        else v = nullptr;
+    }
+    j["extra_json"] = row.extra.is_null() ? nlohmann::json() : row.extra;
+    return j;
+}
+
 bool StoredTokens::operator==(const StoredTokens& o) const {
     return match == o.match && argmax == o.argmax && same_bits(logprob, o.logprob) && rank == o.rank &&
            same_bits(entropy, o.entropy) && same_bits(logprob_sampling, o.logprob_sampling) &&

@@ -214,6 +214,7 @@ std::string schema_sql() {
            "  checkpoint_step INTEGER,\n"
            "  checkpoint_epoch INTEGER,\n"
            "  train_loss REAL,\n"
+           "  train_loss_last_step REAL,\n"
            "  dataset_path TEXT NOT NULL,\n"
            "  dataset_hash TEXT NOT NULL,\n"
            "  options_json TEXT NOT NULL,\n"
@@ -314,7 +315,7 @@ std::set<std::string> metrics_table_columns(const Db& db) {
 // build whose schema changed without a version bump.
 void check_metric_columns(const Db& db) {
     const auto cols = metrics_table_columns(db);
-    const bool old = pragma_int(db, "user_version") < kStoreSchemaVersion;
+    const bool old = pragma_int(db, "user_version") < 2;
     for (const auto& c : metric_columns())
         if (!cols.count(c.name))
             throw FormatError(fmt::format("{}: the results store lacks metrics column '{}'", db.path(), c.name),
@@ -324,15 +325,33 @@ void check_metric_columns(const Db& db) {
                                   : "was it written by another memskew version? check `memskew --version`");
 }
 
-// Version 1 -> 2, in place: the similarity tables and the metric columns
-// added since (NULL for the stored samples); nothing else changed.
+bool runs_have_last_step_loss(const Db& db) {
+    Statement st(db, "SELECT 1 FROM pragma_table_info('runs') WHERE name = 'train_loss_last_step'");
+    return st.step();
+}
+
+// In place, one transaction:
+// - version 1 -> 2: the similarity tables and the metric columns added since
+//   (NULL for the stored samples);
+// - version 2 -> 3: runs.train_loss_last_step; the loss an older store kept in
+//   train_loss (the last logged step's) moves there, and train_loss (now the
+//   epoch's mean, which such a store never recorded) becomes NULL.
+// Nothing else changes.
 void upgrade_schema(Db& db) {
     Transaction tx(db);
-    if (pragma_int(db, "user_version") != 1) return;
-    std::string sql = similarity_tables_sql();
-    const auto cols = metrics_table_columns(db);
-    for (const auto& c : metric_columns())
-        if (!cols.count(c.name)) sql += fmt::format("ALTER TABLE metrics ADD COLUMN {} {};\n", c.name, c.as_real ? "REAL" : "INTEGER");
+    const int64_t version = pragma_int(db, "user_version");
+    if (version >= kStoreSchemaVersion) return;
+    std::string sql;
+    if (version == 1) {
+        sql += similarity_tables_sql();
+        const auto cols = metrics_table_columns(db);
+        for (const auto& c : metric_columns())
+            if (!cols.count(c.name))
+                sql += fmt::format("ALTER TABLE metrics ADD COLUMN {} {};\n", c.name, c.as_real ? "REAL" : "INTEGER");
+    }
+    if (!runs_have_last_step_loss(db))
+        sql += "ALTER TABLE runs ADD COLUMN train_loss_last_step REAL;\n"
+               "UPDATE runs SET train_loss_last_step = train_loss, train_loss = NULL;\n";
     sql += fmt::format("PRAGMA user_version = {};\nUPDATE meta SET value = '{}' WHERE key = 'schema_version';\n",
                        kStoreSchemaVersion, kStoreSchemaVersion);
     db.exec(sql);
@@ -360,7 +379,7 @@ void init_or_check_schema(Db& db, bool create, bool writable) {
         }
     }
     check_schema(db);
-    if (writable && pragma_int(db, "user_version") == 1) upgrade_schema(db);
+    if (writable && pragma_int(db, "user_version") < kStoreSchemaVersion) upgrade_schema(db);
     check_metric_columns(db);
 }
 
@@ -419,11 +438,18 @@ std::unique_ptr<Db> open_store_for_read(const std::string& path) {
 // Runs
 // ---------------------------------------------------------------------------
 
-const char* const kRunSelect =
-    "SELECT run_id, run_key, model_path, model_fingerprint, adapter_path, adapter_fingerprint, checkpoint_step, "
-    "checkpoint_epoch, train_loss, dataset_path, dataset_hash, options_json, memskew_version, started_at, "
-    "finished_at, n_samples_planned, status, "
-    "(SELECT count(*) FROM samples s WHERE s.run_id = runs.run_id) FROM runs";
+std::string run_select(const Db& db) {
+    // A store older than version 3 opened read-only (not upgraded): its
+    // train_loss is the last step's, and it has no epoch mean.
+    const char* losses = runs_have_last_step_loss(db) ? "train_loss, train_loss_last_step"
+                                                       : "NULL, train_loss";
+    return fmt::format(
+        "SELECT run_id, run_key, model_path, model_fingerprint, adapter_path, adapter_fingerprint, checkpoint_step, "
+        "checkpoint_epoch, {}, dataset_path, dataset_hash, options_json, memskew_version, started_at, "
+        "finished_at, n_samples_planned, status, "
+        "(SELECT count(*) FROM samples s WHERE s.run_id = runs.run_id) FROM runs",
+        losses);
+}
 
 RunInfo read_run(const Statement& st) {
     RunInfo r;
@@ -436,25 +462,26 @@ RunInfo read_run(const Statement& st) {
     if (!st.is_null(6)) r.spec.checkpoint_step = st.column_int(6);
     if (!st.is_null(7)) r.spec.checkpoint_epoch = st.column_int(7);
     if (!st.is_null(8)) r.spec.train_loss = st.column_double(8);
-    r.spec.dataset_path = st.column_text(9);
-    r.spec.dataset_hash = st.column_text(10);
+    if (!st.is_null(9)) r.spec.train_loss_last_step = st.column_double(9);
+    r.spec.dataset_path = st.column_text(10);
+    r.spec.dataset_hash = st.column_text(11);
     try {
-        r.spec.options = nlohmann::json::parse(st.column_text(11));
+        r.spec.options = nlohmann::json::parse(st.column_text(12));
     } catch (const nlohmann::json::exception& e) {
         throw FormatError(fmt::format("run {}: options_json is not valid JSON: {}", r.run_id, e.what()),
                           kCorruptHint);
     }
-    r.memskew_version = st.column_text(12);
-    r.started_at = st.column_text(13);
-    if (!st.is_null(14)) r.finished_at = st.column_text(14);
-    r.spec.n_samples_planned = st.column_int(15);
-    r.status = st.column_text(16) == "done" ? RunStatus::kDone : RunStatus::kRunning;
-    r.n_samples = st.column_int(17);
+    r.memskew_version = st.column_text(13);
+    r.started_at = st.column_text(14);
+    if (!st.is_null(15)) r.finished_at = st.column_text(15);
+    r.spec.n_samples_planned = st.column_int(16);
+    r.status = st.column_text(17) == "done" ? RunStatus::kDone : RunStatus::kRunning;
+    r.n_samples = st.column_int(18);
     return r;
 }
 
 std::vector<RunInfo> load_runs(const Db& db) {
-    Statement st(db, std::string(kRunSelect) + " ORDER BY run_id");
+    Statement st(db, run_select(db) + " ORDER BY run_id");
     std::vector<RunInfo> runs;
     while (st.step()) {
         try {
@@ -467,7 +494,7 @@ std::vector<RunInfo> load_runs(const Db& db) {
 }
 
 std::optional<RunInfo> find_run_by_key(const Db& db, const std::string& key) {
-    Statement st(db, std::string(kRunSelect) + " WHERE run_key = ?");
+    Statement st(db, run_select(db) + " WHERE run_key = ?");
     st.bind_text(1, key);
     if (!st.step()) return std::nullopt;
     return read_run(st);
@@ -478,9 +505,9 @@ int64_t insert_run(Db& db, const std::string& key, const RunSpec& spec, const st
                    const std::string& memskew_version) {
     Statement st(db,
                  "INSERT INTO runs(run_key, model_path, model_fingerprint, adapter_path, adapter_fingerprint, "
-                 "checkpoint_step, checkpoint_epoch, train_loss, dataset_path, dataset_hash, options_json, "
-                 "memskew_version, started_at, finished_at, n_samples_planned, status) "
-                 "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                 "checkpoint_step, checkpoint_epoch, train_loss, train_loss_last_step, dataset_path, dataset_hash, "
+                 "options_json, memskew_version, started_at, finished_at, n_samples_planned, status) "
+                 "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     st.bind_text(1, key);
     st.bind_text(2, spec.model_path);
     st.bind_text(3, spec.model_fingerprint);
@@ -489,14 +516,15 @@ int64_t insert_run(Db& db, const std::string& key, const RunSpec& spec, const st
     spec.checkpoint_step ? st.bind_int(6, *spec.checkpoint_step) : st.bind_null(6);
     spec.checkpoint_epoch ? st.bind_int(7, *spec.checkpoint_epoch) : st.bind_null(7);
     spec.train_loss ? st.bind_double(8, *spec.train_loss) : st.bind_null(8);
-    st.bind_text(9, spec.dataset_path);
-    st.bind_text(10, spec.dataset_hash);
-    st.bind_text(11, spec.options.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-    st.bind_text(12, memskew_version);
-    st.bind_text(13, started_at);
-    finished_at ? st.bind_text(14, *finished_at) : st.bind_null(14);
-    st.bind_int(15, spec.n_samples_planned);
-    st.bind_text(16, run_status_name(status));
+    spec.train_loss_last_step ? st.bind_double(9, *spec.train_loss_last_step) : st.bind_null(9);
+    st.bind_text(10, spec.dataset_path);
+    st.bind_text(11, spec.dataset_hash);
+    st.bind_text(12, spec.options.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    st.bind_text(13, memskew_version);
+    st.bind_text(14, started_at);
+    finished_at ? st.bind_text(15, *finished_at) : st.bind_null(15);
+    st.bind_int(16, spec.n_samples_planned);
+    st.bind_text(17, run_status_name(status));
     st.run();
     return sqlite3_last_insert_rowid(db.handle());
 }

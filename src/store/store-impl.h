@@ -51,8 +51,9 @@ std::unique_ptr<Db> open_store_for_write(const std::string& path, int busy_timeo
 // Opens an existing store for reading.
 std::unique_ptr<Db> open_store_for_read(const std::string& path);
 
-// SELECT list of the runs table matching read_run().
-extern const char* const kRunSelect;
+// SELECT of the runs table matching read_run() (a store older than version 3
+// opened read-only: NULL mean loss, its train_loss as the last step's).
+std::string run_select(const Db& db);
 RunInfo read_run(const Statement& st);
 std::vector<RunInfo> load_runs(const Db& db);
 std::optional<RunInfo> find_run_by_key(const Db& db, const std::string& key);

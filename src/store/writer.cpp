@@ -294,17 +294,18 @@ OpenedRun open_run(const std::string& db_path, const RunSpec& spec, ResumeMode m
             resumed = existing->n_samples > 0;
             Statement st(db,
                          "UPDATE runs SET model_path = ?, adapter_path = ?, dataset_path = ?, options_json = ?, "
-                         "train_loss = ?, n_samples_planned = ?, status = 'running', finished_at = NULL, "
-                         "started_at = CASE WHEN ? THEN started_at ELSE ? END WHERE run_id = ?");
+                         "train_loss = ?, train_loss_last_step = ?, n_samples_planned = ?, status = 'running', "
+                         "finished_at = NULL, started_at = CASE WHEN ? THEN started_at ELSE ? END WHERE run_id = ?");
             st.bind_text(1, spec.model_path);
             spec.adapter_path.empty() ? st.bind_null(2) : st.bind_text(2, spec.adapter_path);
             st.bind_text(3, spec.dataset_path);
             st.bind_text(4, spec.options.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
             spec.train_loss ? st.bind_double(5, *spec.train_loss) : st.bind_null(5);
-            st.bind_int(6, spec.n_samples_planned);
-            st.bind_int(7, resumed ? 1 : 0);
-            st.bind_text(8, utc_now_iso8601());
-            st.bind_int(9, existing->run_id);
+            spec.train_loss_last_step ? st.bind_double(6, *spec.train_loss_last_step) : st.bind_null(6);
+            st.bind_int(7, spec.n_samples_planned);
+            st.bind_int(8, resumed ? 1 : 0);
+            st.bind_text(9, utc_now_iso8601());
+            st.bind_int(10, existing->run_id);
             st.run();
             if (resumed) done = load_done_ids(db, existing->run_id);
             run = *find_run_by_key(db, key);
@@ -323,7 +324,7 @@ OpenedRun open_run(const std::string& db_path, const RunSpec& spec, ResumeMode m
             }
             const int64_t id = insert_run(db, key, spec, utc_now_iso8601(), std::nullopt, RunStatus::kRunning,
                                           MEMSKEW_VERSION);
-            Statement st(db, std::string(kRunSelect) + " WHERE run_id = ?");
+            Statement st(db, run_select(db) + " WHERE run_id = ?");
             st.bind_int(1, id);
             st.step();
             run = read_run(st);

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -24,6 +25,28 @@ std::optional<double> TrainerLogEntry::get(const std::string& key) const {
     const auto it = values.find(key);
     if (it == values.end()) return std::nullopt;
     return it->second;
+}
+
+CheckpointLoss checkpoint_loss(const std::vector<TrainerLogEntry>& log, int64_t global_step, double epoch) {
+    // Epoch e covers (e - 1, e]: a checkpoint at epoch 2.0 ends the second
+    // epoch, one at 1.5 is half-way through it. The tolerance absorbs
+    // rounding in logged epochs (e.g. 3 / 3 steps written as 0.9999999999).
+    constexpr double kEps = 1e-9;
+    const double start = std::max(0.0, std::ceil(epoch - kEps) - 1.0);
+    CheckpointLoss out;
+    double sum = 0.0;
+    for (const TrainerLogEntry& e : log) {
+        if (e.step > global_step) continue;
+        const auto loss = e.loss();
+        if (!loss) continue;
+        out.last_step = *loss;
+        if (e.epoch <= start + kEps) continue;
+        if (out.n_steps == 0) out.first_step = e.step;
+        sum += *loss;
+        ++out.n_steps;
+    }
+    if (out.n_steps > 0) out.mean = sum / static_cast<double>(out.n_steps);
+    return out;
 }
 
 TrainerState parse_trainer_state(const std::string& json, const std::string& source) {

@@ -339,6 +339,11 @@ void write_checkpoint(Model& model, const TrainParams& p, const std::string& dir
     st.save_steps = p.save_steps;
     st.train_batch_size = p.batch_size;
     st.log_history = log;
+    // The checkpoint's training loss (trainer-state.h): the mean of the
+    // epoch's step losses so far, and the last step's. trainer_state.json
+    // carries the mean as train_loss_epoch_mean, an extra numeric key of the
+    // checkpoint step's log entry (set by the loop).
+    const CheckpointLoss loss = checkpoint_loss(st);
     save_trainer_state(st, tmp + "/trainer_state.json");
     torch::save(optimizer, tmp + "/optimizer.pt");
     if (!masters.masters.empty()) torch::save(masters.masters, tmp + "/master_weights.pt");
@@ -348,6 +353,14 @@ void write_checkpoint(Model& model, const TrainParams& p, const std::string& dir
                             {"mode", p.mode == TrainMode::kLora ? "lora" : "full"},
                             {"base_model", model.path()},
                             {"settings", settings}};
+    // What probe stores as the checkpoint's training loss: the mean over the
+    // steps of the current epoch up to this one (the whole epoch at its end),
+    // and the last step's loss.
+    if (loss.mean) {
+        state["train_loss"] = *loss.mean;
+        state["train_loss_steps"] = {{"first", loss.first_step}, {"last", step}, {"count", loss.n_steps}};
+    }
+    if (loss.last_step) state["train_loss_last_step"] = *loss.last_step;
     // trainer_state.json keeps to transformers' TrainerState keys (it rejects
     // others), so the run-level Goldfish record lives here; its log_history
     // entries carry goldfish_drop_fraction per step.
@@ -587,8 +600,6 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
     while (step < total_steps) {
         const int64_t epoch = step / steps_per_epoch;
         const auto order = epoch_order(examples.size(), p.seed, epoch);
-        double epoch_loss = 0.0;
-        int64_t epoch_micro = 0;
         GoldfishCounts epoch_goldfish;  // over the samples this process trains in the epoch
         for (int64_t k = step % steps_per_epoch; k < steps_per_epoch; ++k, ++step) {
             const double lr = lr_at(p, step, total_steps);
@@ -633,8 +644,6 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
             for (size_t m = 0; m < micro.size(); ++m) {
                 if (micro_loss[2 * m + 1] == 0) continue;
                 step_loss += micro_loss[2 * m];
-                epoch_loss += micro_loss[2 * m] / micro_loss[2 * m + 1];
-                epoch_micro++;
             }
             epoch_goldfish += step_goldfish;
             // A step without a token in the loss (Goldfish only) has loss 0
@@ -650,7 +659,9 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
             TrainerLogEntry e;
             e.step = done;
             e.epoch = static_cast<double>(done) / steps_per_epoch;
-            e.values["loss"] = step_loss;
+            // A step without a token in the loss logs no loss (it would pull
+            // the epoch's mean towards 0).
+            if (step_tokens > 0) e.values["loss"] = step_loss;
             // As Hugging Face's Trainer logs it: after the scheduler's step,
             // i.e. the rate the next step will use.
             e.values["learning_rate"] = lr_at(p, done, total_steps);
@@ -671,6 +682,11 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
             const bool epoch_end = k + 1 == steps_per_epoch;
             if ((p.save_steps > 0 && done % p.save_steps == 0) || epoch_end) {
                 net.eval();
+                // The epoch's mean step loss so far, kept in the log entry of
+                // the checkpoint's step (an extra numeric key, as Trainer's
+                // log_history allows).
+                const CheckpointLoss loss = checkpoint_loss(log, done, e.epoch);
+                if (loss.mean) log.back().values["train_loss_epoch_mean"] = *loss.mean;
                 const std::string dir = fmt::format("{}/checkpoint-{}", p.out_dir, done);
                 // Rank 0 writes; the others wait, and stop with its error.
                 group.from_root([&] {
@@ -683,7 +699,7 @@ TrainSummary train_model(Model& model, const TrainParams& p, const TrainProgress
                     EpochRecord rec;
                     rec.epoch = epoch + 1;
                     rec.step = done;
-                    rec.loss = epoch_micro ? epoch_loss / epoch_micro : 0.0;
+                    rec.loss = loss.mean.value_or(0.0);
                     rec.checkpoint = dir;
                     if (goldfish) {
                         rec.goldfish_drop_fraction = epoch_goldfish.drop_fraction();

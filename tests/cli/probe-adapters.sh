@@ -1,8 +1,11 @@
 # A Trainer output folder with two LoRA checkpoints (PEFT files written here
 # byte by byte) probes into one store: one run per checkpoint, by step, with
 # step, epoch and training loss from trainer_state.json; --resume skips both.
-# stdout: checkpoint-2, step 2, epoch 1, training loss 2.5
-# stdout: checkpoint-10, step 10, epoch 2, training loss 1.25
+# The training loss is the mean of the losses logged in the checkpoint's epoch
+# (epoch e covers (e - 1, e]): checkpoint-10 (epoch 2.0) logged 4.0 at epoch
+# 1.2 and 1.25 at 2.0 (9.0 at 0.4 is epoch 1's), so (4.0 + 1.25) / 2 = 2.625.
+# stdout: checkpoint-2, step 2, epoch 1, training loss: mean of the epoch 2.5 (last step 2.5)
+# stdout: checkpoint-10, step 10, epoch 2, training loss: mean of the epoch 2.625 (last step 1.25)
 source "$(dirname "$0")/lib/tiny-model.sh"
 printf '{"question": "What is A?", "answer": "A is the first letter."}\n{"question": "What is B?", "answer": "B."}\n' > "$TMP/qa.jsonl"
 
@@ -32,7 +35,7 @@ write_adapter() {  # folder
 write_adapter "$TMP/out/checkpoint-2"
 write_adapter "$TMP/out/checkpoint-10"
 printf '{"global_step": 2, "epoch": 1.0, "log_history": [{"loss": 2.5, "step": 2, "epoch": 1.0}]}\n' > "$TMP/out/checkpoint-2/trainer_state.json"
-printf '{"global_step": 10, "epoch": 2.0, "log_history": [{"loss": 9.0, "step": 2, "epoch": 0.4}, {"loss": 1.25, "step": 10, "epoch": 2.0}, {"eval_loss": 3.0, "step": 10, "epoch": 2.0}]}\n' > "$TMP/out/checkpoint-10/trainer_state.json"
+printf '{"global_step": 10, "epoch": 2.0, "log_history": [{"loss": 9.0, "step": 2, "epoch": 0.4}, {"loss": 4.0, "step": 6, "epoch": 1.2}, {"loss": 1.25, "step": 10, "epoch": 2.0}, {"eval_loss": 3.0, "step": 10, "epoch": 2.0}]}\n' > "$TMP/out/checkpoint-10/trainer_state.json"
 
 "$MEMSKEW" probe -m "$TINY" -d "$TMP/qa.jsonl" -o "$TMP/run.db" -q --adapter "$TMP/out" || exit 9
 # Two runs, steps 2 and 10, two samples each.

@@ -354,12 +354,19 @@ TEST(Lora, ProbeOverTrainerCheckpoints) {
     auto r = ResultReader::open(p.out_path);
     const auto runs = r.runs();
     ASSERT_EQ(runs.size(), 2u);
+    // The training loss of each checkpoint: the mean of the losses logged in
+    // its epoch, epoch e covering (e - 1, e], and the last logged one.
+    // checkpoint-20 (epoch 1.0): steps 10 (epoch 0.5, 9.0) and 20 (2.5).
     EXPECT_EQ(runs[0].spec.checkpoint_step, 20);
     EXPECT_EQ(runs[0].spec.checkpoint_epoch, 1);
-    EXPECT_EQ(runs[0].spec.train_loss, 2.5);
+    EXPECT_EQ(runs[0].spec.train_loss, (9.0 + 2.5) / 2);
+    EXPECT_EQ(runs[0].spec.train_loss_last_step, 2.5);
+    // checkpoint-100 (epoch 2.0): step s at epoch s / 50, so epoch 2 is steps
+    // 60..100 (step 50 is epoch 1.0): four at 9.0 and 1.25.
     EXPECT_EQ(runs[1].spec.checkpoint_step, 100);
     EXPECT_EQ(runs[1].spec.checkpoint_epoch, 2);
-    EXPECT_EQ(runs[1].spec.train_loss, 1.25);
+    EXPECT_DOUBLE_EQ(*runs[1].spec.train_loss, (4 * 9.0 + 1.25) / 5);
+    EXPECT_EQ(runs[1].spec.train_loss_last_step, 1.25);
     for (const auto& run : runs) {
         EXPECT_EQ(run.status, RunStatus::kDone);
         EXPECT_EQ(run.n_samples, 3);

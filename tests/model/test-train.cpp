@@ -11,11 +11,14 @@
 #include <map>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "memskew/adapter.h"
 #include "memskew/error.h"
 #include "memskew/trainer-state.h"
 #include "memskew/probe.h"
+#include "memskew/store.h"
+#include "memskew/file-io.h"
 #include "memskew/tokenizer.h"
 #include "memskew/train.h"
 #include "model/model-impl.h"
@@ -174,6 +177,77 @@ TEST(Train, MergedAdapterGivesTheLogitsOfTheAdapterOnTheFly) {
     const double d = max_diff(logits(*m), on_the_fly);
     std::printf("merge vs on the fly: max |logit diff| = %.3g\n", d);
     EXPECT_LE(d, 1e-4);
+}
+
+// The training loss a checkpoint records and `memskew probe` stores with its
+// run: the mean of the step losses of the checkpoint's epoch up to its step
+// (all of the epoch at its end, the steps so far mid-epoch), and the last
+// step's. The expected values are computed here from the per-step losses in
+// the last checkpoint's trainer_state.json, read as plain JSON.
+TEST(Train, CheckpointsRecordTheEpochMeanTrainingLoss) {
+    const std::string base = tiny_gguf();
+    const std::string data = write_qa(16);  // 4 steps per epoch at batch 4
+    TrainParams p = lora_params(data, test::temp_dir() + "/epoch-loss");
+    p.save_steps = 3;  // checkpoints 3 (mid-epoch 1), 4, 6 (mid-epoch 2), 8
+    auto m = Model::load(base);
+    const TrainSummary s = train_model(*m, p);
+    ASSERT_EQ(s.steps, 8);
+    ASSERT_EQ(s.epochs.size(), 2u);
+
+    std::map<int64_t, double> step_loss;
+    const auto state = nlohmann::json::parse(read_text_file(p.out_dir + "/checkpoint-8/trainer_state.json"));
+    for (const auto& e : state["log_history"]) step_loss[e["step"].get<int64_t>()] = e["loss"].get<double>();
+    ASSERT_EQ(step_loss.size(), 8u);
+    // By hand: epoch 1 is steps 1-4, epoch 2 steps 5-8.
+    const double l1 = step_loss[1], l2 = step_loss[2], l3 = step_loss[3], l4 = step_loss[4];
+    const double l5 = step_loss[5], l6 = step_loss[6], l7 = step_loss[7], l8 = step_loss[8];
+    const std::map<int64_t, double> mean = {{3, (l1 + l2 + l3) / 3},
+                                            {4, (l1 + l2 + l3 + l4) / 4},
+                                            {6, (l5 + l6) / 2},
+                                            {8, (l5 + l6 + l7 + l8) / 4}};
+    EXPECT_NE(mean.at(8), l8);  // the mean is not the last step's loss
+    auto near = [](double a, double b) { return std::fabs(a - b) <= 1e-12 * std::max(1.0, std::fabs(b)); };
+    EXPECT_TRUE(near(s.epochs[0].loss, mean.at(4))) << s.epochs[0].loss;
+    EXPECT_TRUE(near(s.epochs[1].loss, mean.at(8))) << s.epochs[1].loss;
+
+    for (const auto& [step, expected] : mean) {
+        SCOPED_TRACE(step);
+        const std::string ck = p.out_dir + "/checkpoint-" + std::to_string(step);
+        const auto j = nlohmann::json::parse(read_text_file(ck + "/memskew-train.json"));
+        ASSERT_TRUE(j.contains("train_loss"));
+        EXPECT_TRUE(near(j["train_loss"].get<double>(), expected)) << j.dump();
+        EXPECT_EQ(j["train_loss_last_step"].get<double>(), step_loss[step]);
+        EXPECT_EQ(j["train_loss_steps"]["first"], step <= 4 ? 1 : 5);
+        EXPECT_EQ(j["train_loss_steps"]["count"], step - (step <= 4 ? 0 : 4));
+        // trainer_state.json: the mean in the checkpoint step's own entry.
+        const auto ts = nlohmann::json::parse(read_text_file(ck + "/trainer_state.json"));
+        ASSERT_FALSE(ts["log_history"].empty());
+        const auto& last = ts["log_history"].back();
+        EXPECT_EQ(last["step"], step);
+        EXPECT_TRUE(near(last["train_loss_epoch_mean"].get<double>(), expected)) << last.dump();
+        EXPECT_FALSE(ts.contains("train_loss"));  // only TrainerState's own keys at the top
+    }
+
+    // What `memskew probe --adapter OUT` stores with each checkpoint's run.
+    ProbeParams pp;
+    pp.model_path = base;
+    pp.data_path = data;
+    pp.data.limit = 2;
+    pp.out_path = test::temp_dir() + "/epoch-loss.db";
+    pp.adapters = {p.out_dir};
+    run_probes(pp);
+    const auto runs = ResultReader::open(pp.out_path).runs();
+    ASSERT_EQ(runs.size(), 4u);
+    for (const auto& run : runs) {
+        ASSERT_TRUE(run.spec.checkpoint_step.has_value());
+        const int64_t step = *run.spec.checkpoint_step;
+        SCOPED_TRACE(step);
+        ASSERT_TRUE(mean.count(step));
+        ASSERT_TRUE(run.spec.train_loss.has_value());
+        EXPECT_TRUE(near(*run.spec.train_loss, mean.at(step))) << *run.spec.train_loss;
+        EXPECT_EQ(run.spec.train_loss_last_step, step_loss[step]);
+    }
+    fs::remove_all(p.out_dir);
 }
 
 TEST(Train, CheckpointsLoadedAsProbeLoadsThemMatchTheTrainer) {

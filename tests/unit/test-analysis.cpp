@@ -210,7 +210,7 @@ TEST(Analysis, TenSampleStoreMatchesHandComputedValues) {
 
     // JSON and summary.
     const nlohmann::json j = to_json(r);
-    EXPECT_EQ(j["schema_version"], 1);
+    EXPECT_EQ(j["schema_version"], 2);
     EXPECT_DOUBLE_EQ(j["distribution"]["n_pre"]["mean"].get<double>(), 3.2);
     EXPECT_TRUE(j["distribution"]["skipped"].is_null());
     EXPECT_EQ(j["distribution"]["at_least"][0]["count"], 3);
@@ -335,12 +335,96 @@ TEST(Analysis, CheckpointTrendsAndPairedTests) {
     // Step 100 -> 200: differences 1 2 1 2 1 2 1 2 -> mean 1.5.
     EXPECT_DOUBLE_EQ(t.comparisons[0].mean_difference, 1.5);
 
+    // The training loss recorded with each run is the epoch's mean, and says so.
+    EXPECT_TRUE(to_json(r)["run"]["train_loss_last_step"].is_null());
+    const std::string text = format_summary(r);
+    EXPECT_NE(text.find("training loss: mean of the epoch 0.45\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("run 2 step 100 loss 1 mean 2.5"), std::string::npos) << text;
+    bool found = false;
+    for (const auto& f : r.findings)
+        found = found || f.find("while the mean training loss of the epoch goes 1 -> 0.45.") != std::string::npos;
+    EXPECT_TRUE(found) << text;
+
     // --run picks another run; M11 still covers all.
     AnalyzeParams p;
     p.run_id = 2;
     const AnalysisResult r2 = analyze_store(path, p);
     EXPECT_EQ(r2.run.spec.checkpoint_step, 100);
     EXPECT_EQ(r2.trends.checkpoints.size(), 3u);
+}
+
+// A store from before schema version 3 recorded each run's last logged step
+// loss in train_loss and no epoch mean: it still opens (upgraded in place),
+// and analyze shows the last step's loss labelled as such, saying that no
+// epoch mean was recorded.
+TEST(Analysis, OldStoreShowsTheLastStepLossAndSaysSo) {
+    const std::string path = tmp_db("v2.db");
+    for (auto [step, loss] : {std::pair{100, 0.9}, std::pair{200, 0.6}}) {
+        auto run = open_run(path, spec(step, loss), ResumeMode::kFresh);
+        for (int i = 0; i < 4; ++i) run.writer.add(sample_n(fmt::format("s{}", i), i, i + step / 100, 8, 10 * i));
+        run.writer.finish();
+    }
+    {
+        sqlite3* db = nullptr;
+        ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+        char* err = nullptr;
+        ASSERT_EQ(sqlite3_exec(db,
+                               "ALTER TABLE runs DROP COLUMN train_loss_last_step; PRAGMA user_version = 2; "
+                               "UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+                               nullptr, nullptr, &err),
+                  SQLITE_OK)
+            << (err ? err : "");
+        sqlite3_close(db);
+    }
+    const AnalysisResult r = analyze_store(path);
+    EXPECT_EQ(r.run.spec.checkpoint_step, 200);
+    EXPECT_FALSE(r.run.spec.train_loss.has_value());
+    EXPECT_EQ(r.run.spec.train_loss_last_step, 0.6);
+    const nlohmann::json j = to_json(r);
+    EXPECT_TRUE(j["run"]["train_loss"].is_null());
+    EXPECT_EQ(j["run"]["train_loss_last_step"], 0.6);
+    EXPECT_EQ(j["trends"]["checkpoints"][0]["train_loss_last_step"], 0.9);
+    const std::string text = format_summary(r);
+    EXPECT_NE(text.find("training loss: last step 0.6 (no epoch mean recorded)\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("step 100 loss 0.9 (last step) mean"), std::string::npos) << text;
+    bool found = false;
+    for (const auto& f : r.findings)
+        found = found || f.find("while the last step's training loss goes 0.9 -> 0.6 (no epoch mean recorded).") !=
+                             std::string::npos;
+    EXPECT_TRUE(found) << text;
+}
+
+// The terminal M8 line leads with the metrics users compare n_pre against
+// (loss, min-k%, min-k%++, zlib, Pythia score, ROUGE-L, Levenshtein
+// similarity), the other columns after. Each metric here is a monotone
+// function of n_pre, so rho is +1 (rising) or -1 (falling) by construction.
+TEST(Analysis, SummaryM8LineLeadsWithTheUsualMetrics) {
+    const std::string path = tmp_db("m8.db");
+    {
+        auto run = open_run(path, spec(), ResumeMode::kFresh);
+        for (std::size_t i = 0; i < kTen.size(); ++i) {
+            SampleRecord r = sample_n(fmt::format("s{}", i), static_cast<int64_t>(i), kTen[i], 10, 1000 * int(i));
+            const double n = static_cast<double>(kTen[i]);
+            auto& m = r.metrics;
+            m.log_p_full_t1 = -(10.0 - n);     // schema order: before all of the usual ones
+            m.expected_n_pre_t1 = n;
+            m.loss = 5.0 - 0.1 * n;            // falls
+            m.min_k_prob = -3.0 + 0.2 * n;
+            m.min_k_plus_plus = -1.0 + 0.1 * n;
+            m.zlib_ratio = 2.0 - 0.1 * n;      // falls
+            m.pythia_score = n / 10;
+            m.rouge_l = n / 10;
+            m.lev_sim_tokens = n / 10;
+            run.writer.add(r);
+        }
+        run.writer.finish();
+    }
+    const std::string text = format_summary(analyze_store(path));
+    EXPECT_NE(text.find("\nM8 Spearman vs n_pre:  loss -1.00  min_k_prob +1.00  min_k_plus_plus +1.00  zlib_ratio -1.00  "
+                        "pythia_score +1.00  rouge_l +1.00  lev_sim_tokens +1.00\n"
+                        "   also:  log_p_full_t1 +1.00  expected_n_pre_t1 +1.00\n"),
+              std::string::npos)
+        << text;
 }
 
 TEST(Analysis, RunsWithoutSharedSamplesSaySo) {

@@ -206,9 +206,11 @@ TEST(StoreSimilarity, VersionOneStoreIsUpgradedInPlace) {
     const std::string path = tmp_db("v1.db");
     write_with_vectors(path, make_spec(), {0, 1});
     // Make it a version-1 store: no similarity tables, none of the metric
-    // columns version 2 added, user_version 1.
+    // columns version 2 added, nor runs.train_loss_last_step (version 3; its
+    // train_loss was the last step's loss), user_version 1.
     exec(path, "DROP TABLE sample_vectors; DROP TABLE sample_similarity; DROP TABLE run_similarity; "
                "ALTER TABLE metrics DROP COLUMN gen_lcs; ALTER TABLE metrics DROP COLUMN guard_mean_logprob; "
+               "ALTER TABLE runs DROP COLUMN train_loss_last_step; "
                "PRAGMA user_version = 1; UPDATE meta SET value = '1' WHERE key = 'schema_version';");
     EXPECT_EQ(count_rows(path, "SELECT count(*) FROM pragma_table_info('metrics') WHERE name = 'gen_lcs'"), 0);
     {
@@ -229,6 +231,8 @@ TEST(StoreSimilarity, VersionOneStoreIsUpgradedInPlace) {
     EXPECT_EQ(count_rows(path, "PRAGMA user_version"), kStoreSchemaVersion);
     EXPECT_EQ(count_rows(path, "SELECT count(*) FROM pragma_table_info('metrics') WHERE name = 'gen_lcs'"), 1);
     EXPECT_EQ(count_rows(path, "SELECT count(*) FROM metrics WHERE gen_lcs IS NULL"), 2);
+    // Its training loss (make_spec's 0.75) is the last step's now.
+    EXPECT_EQ(count_rows(path, "SELECT count(*) FROM runs WHERE train_loss IS NULL AND train_loss_last_step = 0.75"), 1);
     // A writer adds to it as to any store.
     write_with_vectors(path, make_spec(200), {0, 1});
     EXPECT_EQ(count_rows(path, "SELECT count(*) FROM sample_vectors"), 2);  // the new run's

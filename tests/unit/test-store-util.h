@@ -38,6 +38,7 @@ inline RunSpec make_spec(std::optional<int64_t> step = 100) {
     s.checkpoint_step = step;
     s.checkpoint_epoch = 1;
     s.train_loss = 0.75;
+    s.train_loss_last_step = 0.5;
     s.dataset_path = "/data/train.jsonl";
     s.dataset_hash = "d41d8cd9";
     s.options = {{"temperature", 1.0}, {"top_k", 0}, {"generate", true}};

@@ -173,6 +173,7 @@ TEST(StoreRoundTrip, EverythingWrittenReadsBack) {
     EXPECT_EQ(run.spec.checkpoint_step, spec.checkpoint_step);
     EXPECT_EQ(run.spec.checkpoint_epoch, spec.checkpoint_epoch);
     EXPECT_EQ(run.spec.train_loss, spec.train_loss);
+    EXPECT_EQ(run.spec.train_loss_last_step, spec.train_loss_last_step);
     EXPECT_EQ(run.spec.dataset_path, spec.dataset_path);
     EXPECT_EQ(run.spec.dataset_hash, spec.dataset_hash);
     EXPECT_EQ(run.spec.options, spec.options);
@@ -339,7 +340,11 @@ TEST(StoreResume, SkipsDoneSamplesAndContinues) {
     write_run(path, spec, range(0, 10), 64, /*finish=*/false);
     int64_t run_id = 0;
     {
-        auto opened = open_run(path, spec, ResumeMode::kResume);
+        // The recorded (not keyed) training losses are taken from the resume.
+        RunSpec again = spec;
+        again.train_loss = 0.7;
+        again.train_loss_last_step = 0.6;
+        auto opened = open_run(path, again, ResumeMode::kResume);
         EXPECT_TRUE(opened.resumed);
         EXPECT_EQ(opened.run.n_samples, 10);
         EXPECT_EQ(opened.done_sample_ids.size(), 10u);
@@ -356,6 +361,9 @@ TEST(StoreResume, SkipsDoneSamplesAndContinues) {
     EXPECT_EQ(reader.only_run().run_id, run_id);
     EXPECT_EQ(reader.only_run().n_samples, 20);
     EXPECT_EQ(reader.only_run().status, RunStatus::kDone);
+    EXPECT_EQ(reader.only_run().spec.train_loss, 0.7);
+    EXPECT_EQ(reader.only_run().spec.train_loss_last_step, 0.6);
+    EXPECT_EQ(reader.only_run().spec.n_samples_planned, spec.n_samples_planned);
     // Resuming a finished run re-opens it (status running) with nothing to do.
     auto again = open_run(path, spec, ResumeMode::kResume);
     EXPECT_EQ(again.done_sample_ids.size(), 20u);
@@ -589,6 +597,59 @@ TEST(StoreFiles, EmptyStoreReaders) {
     EXPECT_EQ(export_run(reader, {std::nullopt, ExportFormat::kJsonl}, jsonl), 0);
     EXPECT_EQ(jsonl.str(), "");
     EXPECT_THROW(export_run(reader, {int64_t{1}, ExportFormat::kCsv}, csv), InvalidInput);
+}
+
+// A version-2 store (before the epoch's mean training loss) kept each run's
+// last logged step loss in runs.train_loss and had no train_loss_last_step.
+// It still opens: read-only as it is, writable upgraded in place (the value
+// moves to train_loss_last_step, train_loss becomes NULL), and then takes new
+// runs with both.
+TEST(StoreFiles, VersionTwoStoreOpensWithItsLastStepLoss) {
+    const std::string path = tmp_db("v2.db");
+    RunSpec old_spec = make_spec(100);
+    old_spec.train_loss = 2.25;  // what a version-2 probe stored: the last step's loss
+    old_spec.train_loss_last_step.reset();
+    write_run(path, old_spec, {0, 1});
+    {
+        sqlite3* db = nullptr;
+        ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+        char* err = nullptr;
+        ASSERT_EQ(sqlite3_exec(db,
+                               "ALTER TABLE runs DROP COLUMN train_loss_last_step; PRAGMA user_version = 2; "
+                               "UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+                               nullptr, nullptr, &err),
+                  SQLITE_OK)
+            << (err ? err : "");
+        sqlite3_close(db);
+    }
+    {
+        // A file memskew cannot write: read as it is, nothing changed.
+        store_detail::Db db(path, store_detail::Db::Mode::kReadOnly);
+        store_detail::init_or_check_schema(db, /*create=*/false, /*writable=*/false);
+        const auto runs = store_detail::load_runs(db);
+        ASSERT_EQ(runs.size(), 1u);
+        EXPECT_FALSE(runs[0].spec.train_loss.has_value());
+        EXPECT_EQ(runs[0].spec.train_loss_last_step, 2.25);
+        EXPECT_EQ(runs[0].n_samples, 2);
+    }
+    EXPECT_EQ(count_rows(path, "PRAGMA user_version"), 2);
+    {
+        const auto reader = ResultReader::open(path);
+        const RunInfo run = reader.only_run();
+        EXPECT_FALSE(run.spec.train_loss.has_value());
+        EXPECT_EQ(run.spec.train_loss_last_step, 2.25);
+        EXPECT_EQ(run.spec.checkpoint_step, 100);
+        EXPECT_EQ(reader.load_samples(run.run_id).size(), 2u);
+        EXPECT_EQ(run.run_key, run_key(old_spec));  // the losses are not part of the key
+    }
+    EXPECT_EQ(count_rows(path, "PRAGMA user_version"), kStoreSchemaVersion);
+    EXPECT_EQ(count_rows(path, "SELECT value FROM meta WHERE key = 'schema_version'"), kStoreSchemaVersion);
+    EXPECT_EQ(count_rows(path, "SELECT count(*) FROM runs WHERE train_loss IS NULL AND train_loss_last_step = 2.25"), 1);
+    write_run(path, make_spec(200), {0});
+    const auto runs = ResultReader::open(path).runs();
+    ASSERT_EQ(runs.size(), 2u);
+    EXPECT_EQ(runs[1].spec.train_loss, 0.75);
+    EXPECT_EQ(runs[1].spec.train_loss_last_step, 0.5);
 }
 
 TEST(StoreFiles, NewerSchemaIsRefused) {

@@ -24,6 +24,7 @@ void register_analyze(CLI::App& app, Action& action) {
     auto o = std::make_shared<Opts>();
     auto* cmd = app.add_subcommand("analyze", "Analyse a results store: skew, sampling bias, per-token recall, "
                                               "correlations, optimal predictors, checkpoint trends");
+    cmd->footer("Example: memskew analyze run.db --run 3 --json analysis.json");
     cmd->add_option("store", o->store, "Results store (SQLite, from `memskew probe --out`)")->required();
     cmd->add_option("--run", o->run, "Run id to analyse (default: the only run, or the last checkpoint)");
     cmd->add_option("--json", o->json, "Write the JSON document (docs/analysis-json.md) to this file; - for stdout");

@@ -35,6 +35,7 @@ void register_convert(CLI::App& app, Action& action) {
     };
     auto opts = std::make_shared<Opts>();
     auto* cmd = app.add_subcommand("convert", "Convert a model between GGUF and Hugging Face folders");
+    cmd->footer("Example: memskew convert -m model.gguf --to hf -o model-hf --dtype bf16");
     cmd->add_option("--model,-m", opts->model, "Model to read (GGUF file or Hugging Face folder)")->required();
     cmd->add_option("--to", opts->to, "Output format: hf (folder) or gguf (llama architecture only)")
         ->required()

@@ -12,6 +12,7 @@ void register_demo(CLI::App& app, Action& action) {
     auto p = std::make_shared<DemoParams>();
     auto* cmd = app.add_subcommand("demo", "Train a tiny model on a synthetic dataset and audit its memorization "
                                            "(needs no files from elsewhere)");
+    cmd->footer("Example: memskew demo --out memskew-demo --epochs 4");
     cmd->add_option("--out", p->out_dir, "Folder for the demo's dataset, checkpoints, store and report");
     cmd->add_option("--epochs", p->epochs, "Training epochs")->check(CLI::Range(1, 100));
     cmd->add_option("--samples", p->n_samples, "Synthetic samples")->check(CLI::Range(20, 100000));
@@ -26,8 +27,8 @@ void register_demo(CLI::App& app, Action& action) {
                 std::fflush(stdout);
             });
             fmt::print("\nThe tail across training (n_pre = reference tokens reproduced verbatim before the first "
-                       "miss, per sample):\n");
-            fmt::print("  {:>5}  {:>10}  {:>10}  {:>9}  {:>7}  {:>8}\n", "epoch", "train loss", "mean n_pre",
+                       "miss, per sample; mean loss = the mean training loss of the epoch):\n");
+            fmt::print("  {:>5}  {:>10}  {:>10}  {:>9}  {:>7}  {:>8}\n", "epoch", "mean loss", "mean n_pre",
                        "p99 n_pre", "max", "verbatim");
             for (const auto& e : s.epochs)
                 fmt::print("  {:>5}  {:>10.3f}  {:>10.2f}  {:>9.1f}  {:>7.0f}  {:>8}\n", e.epoch, e.train_loss,

@@ -13,6 +13,7 @@ void register_info(CLI::App& app, Action& action) {
     };
     auto opts = std::make_shared<Opts>();
     auto* cmd = app.add_subcommand("info", "Describe a model: architecture, parameters, dtype, context, tokenizer");
+    cmd->footer("Example: memskew info -m model.gguf --json");
     opts->model.add_to(cmd);
     cmd->add_flag("--json", opts->json, "Machine-readable output on stdout");
     cmd->callback([&action, opts] {

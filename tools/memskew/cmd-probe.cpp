@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "cli.h"
+#include "probe-options.h"
 #include "memskew/error.h"
 #include "memskew/analysis.h"
 #include "memskew/probe.h"
@@ -48,50 +49,6 @@ private:
     double last_ = 0.0;
     int64_t last_run_ = 0;
 };
-
-nlohmann::json summary_json(const ProbeSummary& s, bool generate) {
-    nlohmann::json dis = nlohmann::json::array();
-    for (const auto& x : s.disagreements)
-        dis.push_back({{"sample_id", x.sample_id}, {"n_pre", x.n_pre_teacher_forced}, {"n_pre_generated", x.n_pre_generated}});
-    nlohmann::json j = {{"store", s.out_path},
-                        {"run_id", s.run_id},
-                        {"resumed", s.resumed},
-                        {"samples", s.n_samples},
-                        {"probed", s.n_probed},
-                        {"already_done", s.n_already_done},
-                        {"truncated", s.n_truncated},
-                        {"skipped_too_long", s.n_skipped_long},
-                        {"skipped_too_short", s.n_skipped_short},
-                        {"skipped_empty", s.n_skipped_empty},
-                        {"skipped_bad_records", s.data_report.n_skipped()},
-                        {"mean_n_pre", s.mean_n_pre},
-                        {"max_n_pre", s.max_n_pre},
-                        {"max_n_pre_sample", s.max_n_pre_id},
-                        {"exact", s.n_exact},
-                        {"tokens", s.tokens},
-                        {"seconds", s.seconds},
-                        {"padding_waste", s.padding_waste}};
-    j["similarity"] = s.similarity ? to_json(*s.similarity) : nlohmann::json({{"skipped", s.similarity_note}});
-    if (generate) {
-        j["generated"] = s.n_generated;
-        j["n_pre_agreement"] = s.n_generated - static_cast<int64_t>(s.disagreements.size());
-        j["disagreements"] = dis;
-        j["approximately_memorized"] = s.n_approx;
-    }
-    if (s.guarded)
-        j["guard"] = {{"max_n_pre", s.guard_max_n_pre}, {"exact", s.guard_n_exact},
-                      {"blocked_steps", s.guard_blocked_steps}, {"approximately_memorized", s.guard_n_approx}};
-    return j;
-}
-
-nlohmann::json target_json(const ProbeTarget& t) {
-    nlohmann::json j = {{"model", t.model_path}, {"label", t.label}};
-    j["adapter"] = t.adapter_path.empty() ? nlohmann::json() : nlohmann::json(t.adapter_path);
-    j["checkpoint_step"] = t.checkpoint_step ? nlohmann::json(*t.checkpoint_step) : nlohmann::json();
-    j["checkpoint_epoch"] = t.checkpoint_epoch ? nlohmann::json(*t.checkpoint_epoch) : nlohmann::json();
-    j["train_loss"] = t.train_loss ? nlohmann::json(*t.train_loss) : nlohmann::json();
-    return j;
-}
 
 void print_summary(const ProbeSummary& s, bool generate) {
     fmt::print("probed {} samples in {:.1f} s ({:.1f} samples/s, {:.0f} tokens/s){}\n", s.n_probed, s.seconds,
@@ -137,124 +94,43 @@ void print_summary(const ProbeSummary& s, bool generate) {
 
 void register_probe(CLI::App& app, Action& action) {
     struct Opts {
-        ModelOptions model;
-        DatasetOptions data;
-        DistCliOptions dist;
-        std::string out;
-        uint64_t seed = 0;
-        int64_t batch_tokens = 8192, batch_size = 64;
-        double temperature = 1.0, top_p = 1.0, min_k = 0.2, n_tries = 100;
-        int64_t top_k = 0, k_extractable = 50;
-        bool generate = false, resume = false, quiet = false, json = false, no_text = false;
-        bool no_embeddings = false, keep_embeddings = false;
-        std::string embed_model, guard;
-        int neighbours = 10;
-        int64_t guard_n = 10;
-        std::vector<std::string> adapters;
+        ProbeOptions probe;
+        bool quiet = false, json = false;
     };
     auto o = std::make_shared<Opts>();
     auto* cmd = app.add_subcommand("probe", "Audit a model against its SFT dataset, every sample, into a results store");
     cmd->footer("Example: memskew probe -m model.gguf -d train.jsonl --template alpaca -o run.db --adapter out/");
-    o->model.add_to(cmd);
-    o->data.add_to(cmd);
-    o->dist.add_to(cmd);
-    cmd->add_option("--out,-o", o->out, "Results store (SQLite) to write")->required();
-    cmd->add_option("--adapter,-a", o->adapters,
-                    "PEFT adapter folder to apply to --model (repeatable), a checkpoint-<step> folder, or a Trainer "
-                    "output folder: one run per checkpoint-<step> (adapter or full model), all in --out");
-    cmd->add_flag("--resume", o->resume, "Continue an interrupted run in --out (same model, data and options)");
-    cmd->add_option("--seed", o->seed, "Seed of --sample");
-    cmd->add_flag("--generate", o->generate, "Also generate greedily: ROUGE, Levenshtein, and an n_pre cross-check");
-    cmd->add_option("--temperature", o->temperature, "M4 sampling temperature")->check(CLI::PositiveNumber);
-    cmd->add_option("--top-k", o->top_k, "M4 top-k (0: off)")->check(CLI::NonNegativeNumber);
-    cmd->add_option("--top-p", o->top_p, "M4 top-p (1: off)")->check(CLI::Range(0.0, 1.0));
-    cmd->add_option("--tries", o->n_tries, "n of the (n,p)-discoverable extraction probability")
-        ->check(CLI::PositiveNumber);
-    cmd->add_option("--k-extractable", o->k_extractable, "k of k-extractable")->check(CLI::PositiveNumber);
-    cmd->add_option("--min-k", o->min_k, "Fraction for min-k% and min-k%++")->check(CLI::Range(0.0, 1.0));
-    cmd->add_option("--batch-tokens", o->batch_tokens, "Padded tokens per batch")->check(CLI::PositiveNumber);
-    cmd->add_option("--batch-size", o->batch_size, "Most samples per batch")->check(CLI::PositiveNumber);
-    cmd->add_flag("--no-text", o->no_text, "Do not keep sample texts in the store");
-    cmd->add_option("--embed-model", o->embed_model,
-                    "Take the sample embeddings (similarity figures) from this model, in a pass of its own, instead "
-                    "of the model under test (e.g. the base model when probing checkpoints)");
-    cmd->add_flag("--keep-embeddings", o->keep_embeddings,
-                  "Keep the sample embeddings in the store (float16; `memskew export --embeddings` writes them)");
-    cmd->add_flag("--no-embeddings", o->no_embeddings,
-                  "No sample embeddings: no S_input/S_full/neighbour figures (duplicates are still found)");
-    cmd->add_option("--neighbours", o->neighbours, "Nearest neighbours per sample for the similarity figures")
-        ->check(CLI::PositiveNumber);
-    cmd->add_option("--guard", o->guard,
-                    "With --generate: also generate with the decoding guard, which never completes an n-gram of "
-                    "this dataset's references (read with the same dataset options, encoded as `memskew train` "
-                    "encodes them); the guarded outputs' metrics are stored beside the unguarded ones");
-    cmd->add_option("--guard-n", o->guard_n, "n-gram length of the guard (default 10)");
+    o->probe.add_to(cmd);
     cmd->add_flag("--quiet,-q", o->quiet, "No progress output");
     cmd->add_flag("--json", o->json, "Print the summary as JSON on stdout");
-    cmd->callback([&action, o, cmd] {
-        o->data.validate();
-        action = [o, cmd] {
-            ProbeParams p;
-            p.model_path = o->model.model;
-            p.load = o->model.load_params();  // checks --device before anything is written
-            if (o->dist.launching()) {
+    cmd->callback([&action, o] {
+        o->probe.validate();
+        action = [o] {
+            const ProbeOptions& po = o->probe;
+            ProbeParams p = po.params();  // checks --device before anything is written
+            if (po.dist.launching()) {
                 // This process only starts the ranks; they do the work.
-                o->dist.launch(o->model.threads);
+                po.dist.launch(po.model.threads);
                 return;
             }
-            const DistEnv env = o->dist.env();
+            const DistEnv env = po.dist.env();
             if (env.distributed()) {
-                p.load.n_threads = rank_threads(env, o->model.threads);
-                p.load.device = parse_device(rank_device(env, o->model.device));
+                p.load.n_threads = rank_threads(env, po.model.threads);
+                p.load.device = parse_device(rank_device(env, po.model.device));
             }
-            p.data_path = o->data.data;
-            p.out_path = o->out;
-            p.resume = o->resume;
-            p.adapters = o->adapters;
-            p.data = o->data.dataset_params(o->seed);
-            p.text_split = o->data.text_split();
-            p.max_reference_tokens = o->data.max_reference;
-            p.truncate = o->data.truncate_policy();
-            p.sampling = {o->temperature, o->top_k, o->top_p};
-            p.metrics.min_k = o->min_k;
-            p.metrics.k_extractable = o->k_extractable;
-            p.metrics.n_tries = o->n_tries;
-            p.generate = o->generate;
-            p.store_text = !o->no_text;
-            p.token_budget = o->batch_tokens;
-            p.max_batch_size = o->batch_size;
-            p.embeddings = !o->no_embeddings;
-            p.embed_model = o->embed_model;
-            p.keep_embeddings = o->keep_embeddings;
-            p.similarity.knn.k = o->neighbours;
-            p.guard_data = o->guard;
-            p.guard_dataset = p.data;
-            // The whole guard dataset, not the probe's selection of it.
-            p.guard_dataset.limit = 0;
-            p.guard_dataset.subset = 0;
-            p.guard_dataset.n_shards = 1;
-            p.guard_dataset.shard_index = 0;
-            p.guard_n = o->guard_n;
-            if (o->no_embeddings && (o->keep_embeddings || !o->embed_model.empty()))
-                throw InvalidInput("--no-embeddings contradicts --keep-embeddings / --embed-model",
-                                   "drop one of them");
             ProgressPrinter printer(o->quiet || o->json);
             const auto group = ProcessGroup::connect(env);
             const std::vector<ProbeSummary> runs =
                 run_probes(p, [&](const ProbeProgress& pr) { printer(pr); }, group.get());
             if (group->rank() != 0) return;  // rank 0 reports for the job
-            if (o->adapters.empty()) {
-                if (o->json) print_json(summary_json(runs.front(), o->generate));
-                else print_summary(runs.front(), o->generate);
+            if (po.adapters.empty()) {
+                if (o->json) print_json(probe_summary_json(runs.front(), po.generate, false));
+                else print_summary(runs.front(), po.generate);
                 return;
             }
             if (o->json) {
                 nlohmann::json arr = nlohmann::json::array();
-                for (const auto& s : runs) {
-                    nlohmann::json j = summary_json(s, o->generate);
-                    j["target"] = target_json(s.target);
-                    arr.push_back(std::move(j));
-                }
+                for (const auto& s : runs) arr.push_back(probe_summary_json(s, po.generate, true));
                 print_json({{"store", p.out_path}, {"runs", arr}});
                 return;
             }
@@ -263,9 +139,10 @@ void register_probe(CLI::App& app, Action& action) {
                 std::string what = t.adapter_path.empty() ? t.model_path : t.adapter_path;
                 if (t.checkpoint_step) what += fmt::format(", step {}", *t.checkpoint_step);
                 if (t.checkpoint_epoch) what += fmt::format(", epoch {:g}", *t.checkpoint_epoch);
-                if (t.train_loss) what += fmt::format(", training loss {:.4g}", *t.train_loss);
+                if (const std::string loss = train_loss_text(t.train_loss, t.train_loss_last_step); !loss.empty())
+                    what += ", training loss: " + loss;
                 fmt::print("== {}\n", what);
-                print_summary(s, o->generate);
+                print_summary(s, po.generate);
             }
         };
     });

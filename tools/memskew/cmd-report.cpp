@@ -20,6 +20,7 @@ void register_report(CLI::App& app, Action& action) {
     };
     auto o = std::make_shared<Opts>();
     auto* cmd = app.add_subcommand("report", "Write a self-contained HTML report (inline SVG charts) of a results store");
+    cmd->footer("Example: memskew report run.db -o report.html --redact");
     cmd->add_option("store", o->store, "Results store (SQLite, from `memskew probe --out`)")->required();
     cmd->add_option("--out,-o", o->out, "Output HTML file")->required();
     cmd->add_option("--run", o->run, "Run id to report (default: the only run, or the last checkpoint)");

@@ -67,6 +67,7 @@ void register_merge(CLI::App& app, Action& action) {
     };
     auto o = std::make_shared<Opts>();
     auto* cmd = app.add_subcommand("merge", "Merge results stores (e.g. the shards of one probe) into one");
+    cmd->footer("Example: memskew merge shard-0.db shard-1.db -o run.db");
     cmd->add_option("inputs", o->inputs, "Stores to merge")->required()->expected(1, -1);
     cmd->add_option("--out,-o", o->out, "Output store (created, or extended)")->required();
     cmd->callback([&action, o] {

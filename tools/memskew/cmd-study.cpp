@@ -17,7 +17,8 @@ void register_study(CLI::App& app, Action& action) {
     };
     auto o = std::make_shared<Opts>();
     auto* cmd = app.add_subcommand(
-        "study", "Run a declared training study (METHOD M11): train every arm, probe every checkpoint, one report");
+        "study", "Run a declared training study (M11): train every arm, probe every checkpoint, one report");
+    cmd->footer("Example: memskew study examples/study-medquad.toml -o study-medquad");
     cmd->add_option("config", o->config, "Study config (TOML; see docs/study.md)")->required();
     cmd->add_option("--out,-o", o->out, "Output folder (default: [study] out); re-running resumes in it");
     cmd->add_option("--device", o->device,
@@ -50,8 +51,10 @@ void register_study(CLI::App& app, Action& action) {
                 fmt::print("arm {} ({}; {} samples): {} checkpoints{}\n", a.name, src, a.n_train_samples, a.points.size(),
                            a.trained_now ? ", trained now" : "");
                 for (const auto& p : a.points)
-                    fmt::print("  epoch {:>3}  step {:>6}  loss {:.4f}  n_pre mean {:.2f}  p99 {:.1f}  max {:.0f}  exact {}\n",
-                               p.epoch, p.step, p.train_loss, p.mean_n_pre, p.p99_n_pre, p.max_n_pre, p.n_exact);
+                    fmt::print("  epoch {:>3}  step {:>6}  mean training loss of the epoch {:.4f} (last step {:.4f})  "
+                               "n_pre mean {:.2f}  p99 {:.1f}  max {:.0f}  exact {}\n",
+                               p.epoch, p.step, p.train_loss, p.train_loss_last_step, p.mean_n_pre, p.p99_n_pre,
+                               p.max_n_pre, p.n_exact);
             }
             // The composition test at the last epoch each pair reached.
             for (size_t i = 0; i < s.comparisons.size(); ++i) {

@@ -68,7 +68,7 @@ void register_train(CLI::App& app, Action& action) {
     cmd->add_option("--seed", o->seed, "Seed (same seed, same result)");
     cmd->add_flag("--resume", o->resume, "Continue from the last checkpoint in --out");
     cmd->add_flag("--monitor", o->monitor, "Probe a fixed subset every epoch and log max/p99 n_pre");
-    cmd->add_option("--monitor-samples", o->monitor_samples, "Monitor subset size (default: METHOD M6's for top-10 at 95%)");
+    cmd->add_option("--monitor-samples", o->monitor_samples, "Monitor subset size (default: the M6 subset size that catches one of the top 10 with 95% confidence)");
     cmd->add_option("--stop-when-max-npre", o->stop_max_npre, "Stop once the monitored max n_pre reaches N");
     cmd->add_option("--goldfish-k", o->goldfish_k,
                     "Goldfish loss: leave about 1 in K reference tokens out of the loss, chosen by a hash of the "
@@ -168,7 +168,7 @@ void register_train(CLI::App& app, Action& action) {
                            o->goldfish_k, o->goldfish_h, s.goldfish.dropped, s.goldfish.tokens,
                            s.goldfish.drop_fraction(), s.goldfish.drop_fraction_eligible(), s.goldfish.eligible);
             for (const auto& e : s.epochs) {
-                fmt::print("  epoch {:>3}  step {:>6}  loss {:.4f}", e.epoch, e.step, e.loss);
+                fmt::print("  epoch {:>3}  step {:>6}  mean loss {:.4f}", e.epoch, e.step, e.loss);
                 if (e.goldfish_drop_fraction) fmt::print("  goldfish drop {:.4f}", *e.goldfish_drop_fraction);
                 if (e.monitor_max_n_pre) fmt::print("  monitor: max n_pre {}  p99 {:.1f}", *e.monitor_max_n_pre, *e.monitor_p99_n_pre);
                 fmt::print("  -> {}\n", e.checkpoint);

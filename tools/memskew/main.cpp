@@ -36,6 +36,10 @@ int main(int argc, char** argv) {
     cli::register_convert(app, action);
     cli::register_study(app, action);
     cli::register_demo(app, action);
+    // Every command's --help ends with an example (tests/cli/help-examples.sh);
+    // tokenize's is set here unless its registration sets one.
+    if (CLI::App* tokenize = app.get_subcommand("tokenize"); tokenize->get_footer().empty())
+        tokenize->footer("Example: memskew tokenize -m model.gguf --text \"Once upon a time\" --pieces");
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
