@@ -15,6 +15,7 @@
 #include "memskew/error.h"
 #include "memskew/store.h"
 #include "store/store-impl.h"
+#include "test-store-util.h"
 #include "test-util.h"
 
 namespace {
@@ -364,18 +365,7 @@ TEST(Analysis, OldStoreShowsTheLastStepLossAndSaysSo) {
         for (int i = 0; i < 4; ++i) run.writer.add(sample_n(fmt::format("s{}", i), i, i + step / 100, 8, 10 * i));
         run.writer.finish();
     }
-    {
-        sqlite3* db = nullptr;
-        ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-        char* err = nullptr;
-        ASSERT_EQ(sqlite3_exec(db,
-                               "ALTER TABLE runs DROP COLUMN train_loss_last_step; PRAGMA user_version = 2; "
-                               "UPDATE meta SET value = '2' WHERE key = 'schema_version';",
-                               nullptr, nullptr, &err),
-                  SQLITE_OK)
-            << (err ? err : "");
-        sqlite3_close(db);
-    }
+    test::downgrade_to_schema_2(path);
     const AnalysisResult r = analyze_store(path);
     EXPECT_EQ(r.run.spec.checkpoint_step, 200);
     EXPECT_FALSE(r.run.spec.train_loss.has_value());

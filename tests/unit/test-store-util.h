@@ -113,4 +113,19 @@ inline SampleRecord make_record(int i, int L = 64) {
     return r;
 }
 
+// Turns a store written now into what a schema-version-2 memskew wrote
+// (before runs.train_loss_last_step), to test how old stores are read.
+inline void downgrade_to_schema_2(const std::string& path) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    ASSERT_EQ(sqlite3_exec(db,
+                           "ALTER TABLE runs DROP COLUMN train_loss_last_step; PRAGMA user_version = 2; "
+                           "UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+                           nullptr, nullptr, &err),
+              SQLITE_OK)
+        << (err ? err : "");
+    sqlite3_close(db);
+}
+
 }  // namespace memskew::test

@@ -610,18 +610,7 @@ TEST(StoreFiles, VersionTwoStoreOpensWithItsLastStepLoss) {
     old_spec.train_loss = 2.25;  // what a version-2 probe stored: the last step's loss
     old_spec.train_loss_last_step.reset();
     write_run(path, old_spec, {0, 1});
-    {
-        sqlite3* db = nullptr;
-        ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-        char* err = nullptr;
-        ASSERT_EQ(sqlite3_exec(db,
-                               "ALTER TABLE runs DROP COLUMN train_loss_last_step; PRAGMA user_version = 2; "
-                               "UPDATE meta SET value = '2' WHERE key = 'schema_version';",
-                               nullptr, nullptr, &err),
-                  SQLITE_OK)
-            << (err ? err : "");
-        sqlite3_close(db);
-    }
+    test::downgrade_to_schema_2(path);
     {
         // A file memskew cannot write: read as it is, nothing changed.
         store_detail::Db db(path, store_detail::Db::Mode::kReadOnly);
